@@ -1,0 +1,473 @@
+"""Read, check and summarise the labelled sentences in `labels/`.
+
+`read_splits()` is the one place training code gets data from: a `DatasetDict` with
+`train`, `dev` and `test`, the label as a `ClassLabel`. It refuses data that breaks
+the schema or leaks between splits. `check_dataset()` adds the checks that need the
+rest of `labels/` (documents, lexicon, seed articles); `python -m training.data`
+(`make data`) runs them all, prints the summary tables and writes them into the
+dataset card, `labels/README.md`.
+
+Deliberately left out: models and metrics. Nothing here writes into `labels/` except
+the generated block of the dataset card, and only when asked to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classifier.lexicon import Lexicon
+from classifier.scoring import LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS_DIR = ROOT / "labels"
+SENTENCES_PATH = LABELS_DIR / "sentences.jsonl"
+DOCUMENTS_PATH = LABELS_DIR / "documents.tsv"
+LEXICON_PATH = LABELS_DIR / "lexicon.tsv"
+CARD_PATH = LABELS_DIR / "README.md"
+SEEDS_DIR = ROOT / "seeds"
+
+FIELDS = ("id", "text", "label", "split", "doc", "source", "terms")
+SPLITS = ("train", "dev", "test")
+DOCUMENT_FIELDS = ("doc", "genre", "regime", "topic")
+GENRES = ("wire", "report", "opinion", "transcript", "social", "dispatch", "factcheck")
+REGIMES = (
+    "russia", "north_korea", "china", "iran", "belarus", "syria", "venezuela",
+    "nicaragua", "cuba", "myanmar", "eritrea", "azerbaijan", "none",
+)  # fmt: skip
+# Cosine similarity of character 3-5-gram TF-IDF vectors above which two sentences
+# count as near-duplicates: a sentence with one or two words swapped scores ~0.85,
+# two different sentences on the same story rarely pass 0.6.
+NEAR_DUPLICATE_SIMILARITY = 0.8
+CARD_START = "<!-- summary:start (written by `make data`; do not edit by hand) -->"
+CARD_END = "<!-- summary:end -->"
+QUOTE_MARKS = re.compile(r"[\"«»“”„]|(?<!\w)'[^']{2,}'(?!\w)|(?<!\w)‘[^’]{2,}’")
+LITERAL_TRIGGERS = re.compile(r"\b(nazis\w*|propagand\w*|liberazion\w*|operazion\w*)\b", re.I)
+
+
+class ConfigError(ValueError):
+    """A training option has a value that cannot work; the message says which and why."""
+
+
+class DataError(ValueError):
+    """The labelled data breaks the contract; `problems` lists every finding."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} problem(s) in the labelled data:\n  {shown}{more}")
+
+
+@dataclass
+class DataConfig:
+    labels: Path = field(default=SENTENCES_PATH, metadata={"help": "labelled sentences (JSONL)"})
+    lexicon: Path = field(default=LEXICON_PATH, metadata={"help": "lexicon shipped with the model"})
+
+    def __post_init__(self):
+        self.labels, self.lexicon = Path(self.labels), Path(self.lexicon)
+        for name in ("labels", "lexicon"):
+            if not getattr(self, name).is_file():
+                raise ConfigError(
+                    f"--{name}: expected an existing file, found {getattr(self, name)}"
+                )
+
+
+@dataclass
+class CheckReport:
+    sentences: list[dict]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    documents: dict[str, dict] = field(default_factory=dict)
+    lexicon: Lexicon | None = None
+
+
+def read_sentences(path: Path = SENTENCES_PATH) -> CheckReport:
+    """Parse the JSON lines and check every row against the schema, one by one."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError([f"{path}: file not found"])
+    report = CheckReport(sentences=[])
+    seen_ids: dict[str, int] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            where = f"{path.name}:{number}"
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                report.errors.append(
+                    f"{where}: expected a JSON object, found invalid JSON ({error})"
+                )
+                continue
+            if not isinstance(row, dict):
+                report.errors.append(f"{where}: expected a JSON object, found {type(row).__name__}")
+                continue
+            problems = check_row(row)
+            report.errors.extend(f"{where}: {problem}" for problem in problems)
+            if problems:
+                continue
+            if row["id"] in seen_ids:
+                report.errors.append(
+                    f"{where}: expected a unique id, found {row['id']!r} again "
+                    f"(first on line {seen_ids[row['id']]})"
+                )
+                continue
+            seen_ids[row["id"]] = number
+            report.sentences.append({**row, "line": number})
+    if not report.sentences and not report.errors:
+        report.errors.append(f"{path.name}: expected labelled sentences, found none")
+    report.errors.extend(check_splits(report.sentences))
+    return report
+
+
+def check_row(row: dict) -> list[str]:
+    """Everything one row must satisfy on its own; each message says expected and found."""
+    missing = [name for name in FIELDS if name not in row]
+    extra = sorted(set(row) - set(FIELDS))
+    problems = []
+    if missing:
+        problems.append(f"expected fields {list(FIELDS)}, missing {missing}")
+    if extra:
+        problems.append(f"expected only fields {list(FIELDS)}, found extra {extra}")
+    if missing:
+        return problems
+    for name in ("id", "text", "doc", "source"):
+        if not isinstance(row[name], str):
+            problems.append(f"expected {name} to be a string, found {row[name]!r}")
+    if problems:
+        return problems
+    text = row["text"]
+    if not text.strip():
+        problems.append(f"expected non-empty text, found {text!r}")
+    elif text != text.strip():
+        problems.append("expected text without leading or trailing whitespace")
+    if not row["id"].strip() or not row["doc"].strip():
+        problems.append("expected non-empty id and doc")
+    if row["label"] not in LABELS:
+        problems.append(f"expected label in {list(LABELS)}, found {row['label']!r}")
+    if row["split"] not in SPLITS:
+        problems.append(f"expected split in {list(SPLITS)}, found {row['split']!r}")
+    if row["source"] != "authored" and not row["source"].startswith("seed:"):
+        problems.append(f"expected source 'authored' or 'seed:<file>', found {row['source']!r}")
+    terms = row["terms"]
+    if not isinstance(terms, list) or not all(isinstance(term, str) for term in terms):
+        problems.append(f"expected terms to be a list of strings, found {terms!r}")
+        return problems
+    for term in terms:
+        if not term.strip() or term not in text:
+            problems.append(f"expected each term to occur in the text, found {term!r} absent")
+    if row["label"] in ("quoted", "adopted") and not terms:
+        problems.append(f"expected at least one term for a {row['label']} sentence, found none")
+    if row["label"] == "neutral" and terms:
+        problems.append(f"expected no terms for a neutral sentence, found {terms}")
+    return problems
+
+
+def check_splits(sentences: list[dict]) -> list[str]:
+    """No document, identical sentence or near-identical sentence in two splits."""
+    problems = []
+    splits_of_doc = collections.defaultdict(set)
+    for row in sentences:
+        splits_of_doc[row["doc"]].add(row["split"])
+    for doc, splits in sorted(splits_of_doc.items()):
+        if len(splits) > 1:
+            problems.append(f"document {doc!r}: expected one split, found {sorted(splits)}")
+    first_seen: dict[str, dict] = {}
+    for row in sentences:
+        key = normalise(row["text"])
+        other = first_seen.setdefault(key, row)
+        if other is not row and other["split"] != row["split"]:
+            problems.append(
+                f"{row['id']} (line {row['line']}, {row['split']}): expected no identical sentence "
+                f"in another split, found {other['id']} (line {other['line']}, {other['split']})"
+            )
+    for i, j, similarity in find_near_duplicates([row["text"] for row in sentences]):
+        a, b = sentences[i], sentences[j]
+        if a["split"] != b["split"] and normalise(a["text"]) != normalise(b["text"]):
+            problems.append(
+                f"{b['id']} (line {b['line']}, {b['split']}): expected no near-duplicate in "
+                f"another split, found {a['id']} (line {a['line']}, {a['split']}), "
+                f"similarity {similarity:.2f}"
+            )
+    return problems
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"[’ʼ‘`]", "'", text.casefold())
+    text = re.sub(r"[«»“”„\"]", '"', text)
+    return " ".join(text.split())
+
+
+def find_near_duplicates(
+    texts: list[str], threshold: float = NEAR_DUPLICATE_SIMILARITY
+) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, similarity), i < j, of texts whose character n-grams nearly coincide."""
+    if len(texts) < 2:
+        return []
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform(
+        [normalise(text) for text in texts]
+    )
+    similarity = (vectors @ vectors.T).toarray()
+    pairs = np.argwhere(np.triu(similarity, k=1) >= threshold)
+    return [(int(i), int(j), float(similarity[i, j])) for i, j in pairs]
+
+
+def read_documents(path: Path = DOCUMENTS_PATH) -> tuple[dict[str, dict], list[str]]:
+    """The per-document facts (genre, regime, topic) from `documents.tsv`."""
+    documents, problems = {}, []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or tuple(lines[0].split("\t")) != DOCUMENT_FIELDS:
+        found = lines[0] if lines else "an empty file"
+        return {}, [f"{Path(path).name}:1: expected header {DOCUMENT_FIELDS}, found {found!r}"]
+    for number, line in enumerate(lines[1:], start=2):
+        where = f"{Path(path).name}:{number}"
+        values = line.split("\t")
+        if len(values) != len(DOCUMENT_FIELDS):
+            problems.append(f"{where}: expected {len(DOCUMENT_FIELDS)} fields, found {len(values)}")
+            continue
+        row = dict(zip(DOCUMENT_FIELDS, values, strict=True))
+        if row["genre"] not in GENRES:
+            problems.append(f"{where}: expected genre in {list(GENRES)}, found {row['genre']!r}")
+        if row["regime"] not in REGIMES:
+            problems.append(f"{where}: expected regime in {list(REGIMES)}, found {row['regime']!r}")
+        if row["doc"] in documents:
+            problems.append(f"{where}: expected a unique doc, found {row['doc']!r} again")
+        documents[row["doc"]] = row
+    return documents, problems
+
+
+def check_dataset(
+    sentences_path: Path = SENTENCES_PATH,
+    documents_path: Path = DOCUMENTS_PATH,
+    lexicon_path: Path = LEXICON_PATH,
+    seeds_dir: Path = SEEDS_DIR,
+) -> CheckReport:
+    """All checks: the rows, the splits, the documents table, the seeds and the lexicon."""
+    report = read_sentences(sentences_path)
+    report.documents, problems = read_documents(documents_path)
+    report.errors.extend(problems)
+    for doc in sorted({row["doc"] for row in report.sentences} - set(report.documents)):
+        report.errors.append(f"document {doc!r}: expected a row in {Path(documents_path).name}")
+    for row in report.sentences:
+        where = f"{Path(sentences_path).name}:{row['line']}"
+        if row["source"].startswith("seed:"):
+            name = row["source"].removeprefix("seed:")
+            if not (Path(seeds_dir) / name).is_file():
+                report.errors.append(f"{where}: expected seed file {name!r} in seeds/, not found")
+            if row["doc"] != name or row["split"] != "test":
+                report.errors.append(
+                    f"{where}: expected a seed sentence with doc {name!r} in test, "
+                    f"found doc {row['doc']!r} in {row['split']}"
+                )
+    sizes = collections.Counter(row["doc"] for row in report.sentences)
+    for doc, size in sorted(sizes.items()):
+        if not doc.endswith(".txt") and not 3 <= size <= 15:
+            report.warnings.append(f"document {doc!r}: expected 3-15 sentences, found {size}")
+    for i, j, similarity in find_near_duplicates([row["text"] for row in report.sentences]):
+        a, b = report.sentences[i], report.sentences[j]
+        if a["split"] == b["split"]:
+            report.warnings.append(
+                f"{b['id']} and {a['id']} (both {a['split']}) are near-duplicates "
+                f"({similarity:.2f}): re-read them"
+            )
+    lexicon = Lexicon.read(lexicon_path)
+    unmatched = collections.Counter()
+    for row in report.sentences:
+        if row["label"] == "neutral":
+            for span in lexicon.find(row["text"]):
+                report.warnings.append(
+                    f"{row['id']} (line {row['line']}) is neutral but contains the lexicon term "
+                    f"{row['text'][span.start : span.end]!r}: re-read it"
+                )
+        unmatched.update(normalise(term) for term in row["terms"] if not lexicon.find(term))
+    if unmatched:
+        # One line, not hundreds: a missing lexicon row is a to-do, not a labelling error.
+        common = ", ".join(f"{term!r} ({count})" for term, count in unmatched.most_common(8))
+        report.warnings.append(
+            f"{sum(unmatched.values())} term occurrences ({len(unmatched)} distinct) are not in "
+            f"the lexicon; most frequent: {common}"
+        )
+    report.lexicon = lexicon
+    return report
+
+
+def read_splits(path: Path = SENTENCES_PATH):
+    """The labelled sentences as a `datasets.DatasetDict` (train, dev, test)."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    report = read_sentences(path)
+    empty = [split for split in SPLITS if not any(r["split"] == split for r in report.sentences)]
+    if empty:
+        report.errors.append(
+            f"{Path(path).name}: expected sentences in every split, none in {empty}"
+        )
+    if report.errors:
+        raise DataError(report.errors)
+    features = Features(
+        {
+            "id": Value("string"),
+            "text": Value("string"),
+            "label": ClassLabel(names=list(LABELS)),
+            "doc": Value("string"),
+            "source": Value("string"),
+            "terms": Sequence(Value("string")),
+        }
+    )
+    columns = list(features)
+    return DatasetDict(
+        {
+            split: Dataset.from_list(
+                [
+                    {name: row[name] for name in columns}
+                    for row in report.sentences
+                    if row["split"] == split
+                ],
+                features=features,
+            )
+            for split in SPLITS
+        }
+    )
+
+
+def summary_tables(report: CheckReport) -> str:
+    """The dataset card's tables, as Markdown, computed from the data."""
+    rows = report.sentences
+    docs = report.documents
+
+    def crosstab(title: str, key) -> str:
+        counts = collections.Counter((key(row), row["label"]) for row in rows)
+        keys = sorted({k for k, _ in counts})
+        lines = [
+            f"| {title} | " + " | ".join(LABELS) + " | total |",
+            "|---" * (len(LABELS) + 2) + "|",
+        ]
+        for k in keys:
+            values = [counts[(k, label)] for label in LABELS]
+            lines.append(f"| {k} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
+        totals = [sum(counts[(k, label)] for k in keys) for label in LABELS]
+        lines.append("| **total** | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
+        return "\n".join(lines)
+
+    def meta(row, name):
+        return docs.get(row["doc"], {}).get(name, "?")
+
+    words = [len(row["text"].split()) for row in rows]
+    doc_splits = collections.Counter({r["doc"]: r["split"] for r in rows}.values())
+    hard = hard_case_counts(rows)
+    terms = [term for row in rows for term in row["terms"]]
+    coverage = ""
+    if report.lexicon is not None and terms:
+        matched = sum(bool(report.lexicon.find(term)) for term in terms)
+        coverage = (
+            f" The lexicon ({len(report.lexicon)} terms) matches {matched} of the "
+            f"{len(terms)} annotated term occurrences ({matched / len(terms):.0%})."
+        )
+    lines = [
+        f"{len(rows)} sentences in {len({r['doc'] for r in rows})} documents "
+        f"({doc_splits['train']} train, {doc_splits['dev']} dev, {doc_splits['test']} test); "
+        f"{sum(r['source'] != 'authored' for r in rows)} from the seed articles.{coverage}",
+        "",
+        "### Labels by split",
+        crosstab("split", lambda r: r["split"]),
+        "",
+        "### Labels by regime",
+        crosstab("regime", lambda r: meta(r, "regime")),
+        "",
+        "### Labels by genre",
+        crosstab("genre", lambda r: meta(r, "genre")),
+        "",
+        "### Labels by topic",
+        crosstab("topic", lambda r: meta(r, "topic")),
+        "",
+        "### Sentence length (words)",
+        f"min {min(words)}, median {statistics.median(words):g}, max {max(words)}; "
+        f"{sum(w < 10 for w in words)} under 10 words, {sum(w > 40 for w in words)} over 40.",
+        "",
+        "### Hard cases (found by pattern, so a lower bound of what a reader would count)",
+        "| pattern | sentences |",
+        "|---|---|",
+        *(f"| {name} | {count} |" for name, count in hard.items()),
+    ]
+    return "\n".join(lines)
+
+
+def hard_case_counts(rows: list[dict]) -> dict[str, int]:
+    patterns = {
+        "neutral with quotation marks": lambda r: (
+            r["label"] == "neutral" and bool(QUOTE_MARKS.search(r["text"]))
+        ),
+        "neutral with nazismo / propaganda / liberazione / operazione": lambda r: (
+            r["label"] == "neutral" and bool(LITERAL_TRIGGERS.search(r["text"]))
+        ),
+        "quoted by attribution only (no quotation marks)": lambda r: (
+            r["label"] == "quoted" and not QUOTE_MARKS.search(r["text"])
+        ),
+        "adopted in a long sentence (35+ words)": lambda r: (
+            r["label"] == "adopted" and len(r["text"].split()) >= 35
+        ),
+        "adopted with quotation marks (distanced and undistanced)": lambda r: (
+            r["label"] == "adopted" and bool(QUOTE_MARKS.search(r["text"]))
+        ),
+    }
+    counts = {name: sum(map(test, rows)) for name, test in patterns.items()}
+    hard = sum(any(test(r) for test in patterns.values()) for r in rows)
+    counts[f"**any of these** (share of all: {hard / max(len(rows), 1):.0%})"] = hard
+    return counts
+
+
+def write_card(tables: str, card_path: Path = CARD_PATH) -> None:
+    card = Path(card_path).read_text(encoding="utf-8")
+    if CARD_START not in card or CARD_END not in card:
+        raise DataError([f"{card_path}: expected the markers {CARD_START!r} and {CARD_END!r}"])
+    head, rest = card.split(CARD_START, 1)
+    _, tail = rest.split(CARD_END, 1)
+    Path(card_path).write_text(f"{head}{CARD_START}\n{tables}\n{CARD_END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.data", description="Check labels/ and summarise it."
+    )
+    parser.add_argument("--sentences", type=Path, default=SENTENCES_PATH)
+    parser.add_argument("--documents", type=Path, default=DOCUMENTS_PATH)
+    parser.add_argument("--lexicon", type=Path, default=LEXICON_PATH)
+    parser.add_argument("--seeds", type=Path, default=SEEDS_DIR)
+    parser.add_argument("--card", type=Path, default=CARD_PATH, help="dataset card to update")
+    parser.add_argument("--no-card", action="store_true", help="do not rewrite the dataset card")
+    parser.add_argument("--quiet", action="store_true", help="print errors and counts only")
+    args = parser.parse_args(argv)
+    try:
+        report = check_dataset(args.sentences, args.documents, args.lexicon, args.seeds)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        for warning in report.warnings:
+            print(f"warning: {warning}")
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if report.errors:
+        print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)", file=sys.stderr)
+        return 1
+    tables = summary_tables(report)
+    if not args.quiet:
+        print(tables)
+    if not args.no_card:
+        write_card(tables, args.card)
+    print(f"OK: {len(report.sentences)} sentences, {len(report.warnings)} warning(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
