@@ -1,0 +1,207 @@
+"""Turn sentences into label probabilities with a trained model bundle.
+
+A *bundle* is the directory that training writes and MLflow stores as the model's
+artifact. It holds `classifier.json` (which family, which labels), the project's
+`lexicon.tsv`, and the weights: `pipeline.skops` for the baseline, a Hugging Face
+model directory for BERT. Both scorers answer `predict_proba(texts)` with one row
+per text and one column per label, in `LABELS` order.
+
+The BERT scorer is the fast CPU path: it tokenizes once, sorts by token length,
+pads each batch only to its own longest sentence, runs under `torch.inference_mode`
+and, by default, with int8 dynamically quantised linear layers.
+
+Deliberately left out: input validation and spans (see `classifier.api`), and any
+training code (see `training/`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+LABELS = ("neutral", "quoted", "adopted")
+FAMILIES = ("baseline", "bert")
+BUNDLE_FILE = "classifier.json"
+LEXICON_FILE = "lexicon.tsv"
+PIPELINE_FILE = "pipeline.skops"
+BUNDLE_ARTIFACT = "bundle"  # the name of the bundle among the MLflow model's artifacts
+PYFUNC_MODEL_FILE = Path(__file__).with_name("mlflow_model.py")
+# The types a baseline pipeline is made of, beyond those skops trusts by default.
+# Loading refuses anything else, so a tampered file cannot run arbitrary code.
+TRUSTED_SKOPS_TYPES = (
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.FeatureUnion",
+    "sklearn.pipeline.Pipeline",
+    "builtins.slice",
+)
+
+
+class BundleError(RuntimeError):
+    """A model bundle is missing, incomplete or of an unknown family."""
+
+
+class Scorer(Protocol):
+    family: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def write_bundle_info(bundle_dir: Path, family: str, **extra) -> None:
+    """Write `classifier.json`, the file that tells `load_scorer` what the bundle holds."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    info = {"family": family, "labels": list(LABELS), **extra}
+    (Path(bundle_dir) / BUNDLE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def read_bundle_info(bundle_dir: Path) -> dict:
+    path = Path(bundle_dir) / BUNDLE_FILE
+    if not path.is_file():
+        raise BundleError(f"{bundle_dir} is not a model bundle: it has no {BUNDLE_FILE}")
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("family") not in FAMILIES:
+        raise BundleError(f"{path}: expected family in {FAMILIES}, found {info.get('family')!r}")
+    if tuple(info.get("labels", ())) != LABELS:
+        raise BundleError(f"{path}: expected labels {list(LABELS)}, found {info.get('labels')}")
+    return info
+
+
+def probabilities_to_frame(probabilities: np.ndarray):
+    """The pyfunc output of every family: `label`, then one probability column per label."""
+    import pandas as pd
+
+    frame = pd.DataFrame(probabilities, columns=list(LABELS))
+    frame.insert(0, "label", [LABELS[i] for i in probabilities.argmax(axis=1)])
+    return frame
+
+
+def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
+    """Load the scorer a bundle describes. `fast=False` keeps BERT in fp32."""
+    bundle_dir = Path(bundle_dir)
+    info = read_bundle_info(bundle_dir)
+    if info["family"] == "baseline":
+        return BaselineScorer.load(bundle_dir)
+    return BertScorer(bundle_dir, quantize=fast)
+
+
+class BaselineScorer:
+    """TF-IDF + logistic regression, serialised with skops (no pickle)."""
+
+    family = "baseline"
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        # The pipeline's own class order is alphabetical; map it onto LABELS once.
+        self._columns = [list(pipeline.classes_).index(label) for label in LABELS]
+
+    @classmethod
+    def load(cls, bundle_dir: Path) -> BaselineScorer:
+        import skops.io
+
+        path = bundle_dir / PIPELINE_FILE
+        if not path.is_file():
+            raise BundleError(f"{bundle_dir} is a baseline bundle without {PIPELINE_FILE}")
+        untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_SKOPS_TYPES)
+        if untrusted:
+            raise BundleError(f"{path} holds types this project never saves: {sorted(untrusted)}")
+        return cls(skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES)))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import pandas as pd
+
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        probabilities = self.pipeline.predict_proba(pd.DataFrame({"text": list(texts)}))
+        return probabilities[:, self._columns]
+
+
+class BertScorer:
+    """A fine-tuned sequence classifier, scored in length-sorted, dynamically padded batches."""
+
+    family = "bert"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        quantize: bool = True,
+        batch_size: int = 32,
+        num_threads: int | None = None,
+    ):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.quantized = quantize
+        self.batch_size = batch_size
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
+        labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
+        if labels != LABELS:
+            raise BundleError(f"{self.model_dir}: expected id2label {LABELS}, found {labels}")
+        model.eval()
+        if quantize:
+            model = quantize_linear_layers(model)
+        self.model = model
+        # Truncate only where the model has no position embedding left, not at the
+        # training length: a long sentence loses nothing the model could have read.
+        self.max_length = min(
+            model.config.max_position_embeddings, self.tokenizer.model_max_length or 10**6
+        )
+        # Fast tokenizers mutate their padding/truncation settings on every call,
+        # so concurrent calls from several threads must take turns.
+        self._tokenizer_lock = threading.Lock()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
+        if not texts:
+            return probabilities
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        too_long = [i for i, ids in enumerate(encoded) if len(ids) > self.max_length]
+        if too_long:
+            warnings.warn(
+                f"{len(too_long)} text(s) longer than {self.max_length} tokens were truncated for "
+                f"the model (positions {too_long[:10]}{'...' if len(too_long) > 10 else ''})",
+                stacklevel=2,
+            )
+        input_ids = [
+            ids[: self.max_length - 1] + ids[-1:] if len(ids) > self.max_length else ids
+            for ids in encoded
+        ]
+        order = sorted(range(len(texts)), key=lambda i: len(input_ids[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                with self._tokenizer_lock:
+                    features = self.tokenizer.pad(
+                        {"input_ids": [input_ids[i] for i in batch]}, return_tensors="pt"
+                    )
+                logits = self.model(**features).logits
+                probabilities[batch] = torch.softmax(logits.float(), dim=-1).numpy()
+        return probabilities
+
+
+def quantize_linear_layers(model):
+    """Int8 dynamic quantisation of every `nn.Linear`: about 2x faster on CPU, same labels."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch 2.13 announces the future removal of quantised tensors once per
+        # layer; one note in the README replaces a hundred identical warnings here.
+        warnings.filterwarnings("ignore", message=r".*quantiz.*deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao\..*")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
