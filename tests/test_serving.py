@@ -1,0 +1,77 @@
+"""`mlflow models serve` answers /invocations with the same columns as the pyfunc model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+import classifier
+from classifier.scoring import LABELS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_served_model_answers_like_predict(use_trained_store):
+    uri = "models:/framing-classifier/1"
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    # MLflow starts `uvicorn` by name: the virtual environment's bin/ must be on PATH.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    server = subprocess.Popen(
+        command,
+        env={**os.environ, "PATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("the model server did not come up within 90 s")
+                time.sleep(0.5)
+        texts = ["Il regime di Kiev ha respinto la tregua.", "A Bari piove da tre giorni."]
+        body = json.dumps({"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        answer = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    expected = classifier.load(uri).predict(texts)
+    assert [list(row) for row in answer] == [["label", *LABELS]] * 2
+    assert [row["label"] for row in answer] == [p.label for p in expected]
+    for row, prediction in zip(answer, expected, strict=True):
+        assert [row[label] for label in LABELS] == pytest.approx(
+            [prediction.scores[label] for label in LABELS]
+        )
