@@ -122,14 +122,10 @@ def training_run(family: str, configs: list, splits, labels_path: Path) -> Itera
         )
         mlflow.log_params(config_params(*configs))
         for split, dataset in splits.items():
-            frame = dataset.to_pandas()
-            frame["label"] = [LABELS[i] for i in frame["label"]]
-            mlflow.log_input(
-                mlflow.data.from_pandas(
-                    frame, source=str(labels_path), targets="label", name=f"sentences-{split}"
-                ),
-                context=split,
+            source = mlflow.data.from_huggingface(
+                dataset, path=str(labels_path), targets="label", name=f"sentences-{split}"
             )
+            mlflow.log_input(source, context=split)
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
