@@ -26,13 +26,14 @@ from classifier.scoring import (
     PIPELINE_FILE,
     write_bundle_info,
 )
-from training.data import ConfigError, DataConfig, DataError, read_splits
+from training.data import ConfigError, DataConfig, read_splits
 from training.tracking import (
     TrainedModel,
     log_and_register,
     log_evaluation,
     peak_memory_mb,
     pinned_requirements,
+    run_command,
     training_run,
 )
 
@@ -153,19 +154,7 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser([DataConfig, BaselineConfig], prog="python -m training.baseline")
-    try:
-        data_config, config = parser.parse_args_into_dataclasses(args=argv)
-        train(data_config, config)
-    except (ConfigError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the run is marked KILLED and nothing was registered", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(train, [DataConfig, BaselineConfig], "python -m training.baseline", argv)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from training.tracking import (
     log_evaluation,
     peak_memory_mb,
     pinned_requirements,
+    run_command,
     training_run,
 )
 
@@ -271,21 +272,11 @@ def train(data_config: DataConfig, config: FineTuneConfig) -> TrainedModel:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    # Progress bars stay, but the hub's telemetry and advisory chatter do not help here.
+    # Progress bars stay, but the hub's telemetry does not help anyone here.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    parser = HfArgumentParser([DataConfig, FineTuneConfig], prog="python -m training.bert")
-    try:
-        data_config, config = parser.parse_args_into_dataclasses(args=argv)
-        train(data_config, config)
-    except (ConfigError, DataError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the run is marked KILLED and nothing was registered", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(
+        train, [DataConfig, FineTuneConfig], "python -m training.bert", argv, (CheckpointError,)
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from classifier.store import (
     default_store_dir,
     tracking_uri,
 )
+from training.data import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_SUBSET = "test_seeds"
@@ -199,3 +201,23 @@ def log_and_register(bundle_dir: Path, family: str, example_texts: list[str], re
     version = info.registered_model_version
     MlflowClient().set_model_version_tag(REGISTERED_MODEL_NAME, str(version), FAMILY_TAG, family)
     return version
+
+
+def run_command(train: Callable, config_types: list[type], prog: str, argv, user_errors=()) -> int:
+    """The command line of a training module: options from its config dataclasses, then train.
+
+    A user mistake (a bad option, broken data, an unusable checkpoint) prints one line and
+    exits 2; Ctrl-C exits 130 after `training_run` has marked the run KILLED.
+    """
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(config_types, prog=prog)
+    try:
+        train(*parser.parse_args_into_dataclasses(args=argv))
+    except (ConfigError, DataError, *user_errors) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the run is marked KILLED and nothing was registered", file=sys.stderr)
+        return 130
+    return 0
