@@ -171,13 +171,24 @@ def test_over_long_text_is_truncated_with_a_warning_and_spans_cover_it_all(use_t
     assert [long_text[s:e] for s, e, _ in predictions[1].spans] == ["regime di Kiev"]
 
 
-def test_fp32_and_int8_bert_agree_on_the_labels(use_trained_store):
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_bert_keeps_the_fp32_labels(use_trained_store, precision):
+    from classifier.api import locate_bundle
+    from classifier.scoring import BertScorer
+
+    bundle, _ = locate_bundle("bert")
     texts = [text for text, _ in KNOWN_ANSWERS]
-    fast = classifier.load("bert").predict(texts)
-    exact = classifier.load("bert", fast=False).predict(texts)
-    assert [p.label for p in fast] == [p.label for p in exact]
-    for a, b in zip(fast, exact, strict=True):
-        assert a.scores == pytest.approx(b.scores, abs=0.05)
+    exact = BertScorer(bundle, precision="fp32").predict_proba(texts)
+    reduced = BertScorer(bundle, precision=precision).predict_proba(texts)
+    assert (reduced.argmax(axis=1) == exact.argmax(axis=1)).all()
+    assert reduced == pytest.approx(exact, abs=0.05)
+
+
+def test_fast_is_the_default_and_fp32_one_option_away(use_trained_store):
+    from classifier.scoring import fast_precision
+
+    assert classifier.load("bert").scorer.precision == fast_precision()
+    assert classifier.load("bert", fast=False).scorer.precision == "fp32"
 
 
 @pytest.mark.parametrize("family", ["baseline", "bert"])

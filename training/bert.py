@@ -29,6 +29,7 @@ from classifier.scoring import (
     LABELS,
     LEXICON_FILE,
     BertScorer,
+    fast_precision,
     write_bundle_info,
 )
 from training.data import ConfigError, DataConfig, DataError, read_splits
@@ -248,13 +249,15 @@ def train(data_config: DataConfig, config: FineTuneConfig) -> TrainedModel:
         (bundle / "training_args.bin").unlink(missing_ok=True)  # a pickle; the params hold it
         shutil.copy(data_config.lexicon, bundle / LEXICON_FILE)
         write_bundle_info(bundle, "bert", checkpoint=config.model, max_length=max_length)
-        metrics = log_evaluation(BertScorer(bundle, quantize=False).predict_proba, splits)
-        fast_scorer = BertScorer(bundle, quantize=True)  # the path users get by default
+        metrics = log_evaluation(BertScorer(bundle, precision="fp32").predict_proba, splits)
+        # The path users get by default: its labels must stay those of fp32.
+        fast_scorer = BertScorer(bundle, precision=fast_precision())
         fast = fast_scorer.predict_proba(list(splits["test"]["text"]))
         fast_metrics = compute_metrics(
             [LABELS[i] for i in splits["test"]["label"]], [LABELS[i] for i in fast.argmax(1)]
         )
-        mlflow.log_metric("test_macro_f1_int8", fast_metrics["macro_f1"])
+        mlflow.log_metric("test_macro_f1_fast", fast_metrics["macro_f1"])
+        mlflow.set_tag("fast_precision", fast_scorer.precision)
         version = log_and_register(
             bundle,
             "bert",
@@ -265,7 +268,8 @@ def train(data_config: DataConfig, config: FineTuneConfig) -> TrainedModel:
         )
     print(
         f"bert {config.model}: dev macro-F1 {metrics['dev_macro_f1']:.3f}, test macro-F1 "
-        f"{metrics['test_macro_f1']:.3f} (int8 {fast_metrics['macro_f1']:.3f}), "
+        f"{metrics['test_macro_f1']:.3f} ({fast_scorer.precision} "
+        f"{fast_metrics['macro_f1']:.3f}), "
         f"{epochs_run:.0f} epochs in {train_seconds:.0f}s; registered as version {version}"
     )
     return TrainedModel(version, run.info.run_id, fast_scorer.predict_proba)
