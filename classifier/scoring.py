@@ -227,7 +227,7 @@ def quantize_linear_layers(model):
         # torch 2.13 announces the future removal of quantised tensors once per
         # layer; one note in the README replaces a hundred identical warnings here.
         warnings.filterwarnings("ignore", message=r".*quantiz.*deprecated", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao\..*")
+        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
         return quantize_dynamic(
             model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
         )
