@@ -24,6 +24,7 @@ from classifier.scoring import (
     LABELS,
     LEXICON_FILE,
     PIPELINE_FILE,
+    BaselineScorer,
     write_bundle_info,
 )
 from training.data import ConfigError, DataConfig, read_splits
@@ -121,11 +122,7 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
             artifact_file="search/c_grid.json",
         )
 
-        def predict_proba(texts):
-            return pipeline.predict_proba(pd.DataFrame({"text": list(texts)}))[
-                :, [list(pipeline.classes_).index(label) for label in LABELS]
-            ]
-
+        predict_proba = BaselineScorer(pipeline).predict_proba  # as users will score it
         metrics = log_evaluation(predict_proba, splits)
         mlflow.log_metrics(
             {
