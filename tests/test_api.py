@@ -6,6 +6,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -171,17 +172,47 @@ def test_over_long_text_is_truncated_with_a_warning_and_spans_cover_it_all(use_t
     assert [long_text[s:e] for s, e, _ in predictions[1].spans] == ["regime di Kiev"]
 
 
+@pytest.fixture(scope="module")
+def decisive_bert_bundle(tiny_bert, tmp_path_factory):
+    """The tiny BERT with a seeded, large classification head: labels that are not ties."""
+    import torch
+    from conftest import FIXTURES
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from classifier.scoring import LABELS, LEXICON_FILE, write_bundle_info
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=3, id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )  # fmt: skip
+    with torch.no_grad():
+        model.classifier.weight.mul_(400)
+    bundle = tmp_path_factory.mktemp("decisive-bert")
+    model.save_pretrained(bundle)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(bundle)
+    (bundle / LEXICON_FILE).write_bytes((FIXTURES / "lexicon.tsv").read_bytes())
+    write_bundle_info(bundle, "bert")
+    return bundle
+
+
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_reduced_precision_bert_keeps_the_fp32_labels(use_trained_store, precision):
-    from classifier.api import locate_bundle
+def test_reduced_precision_bert_keeps_the_fp32_labels(decisive_bert_bundle, precision):
     from classifier.scoring import BertScorer
 
-    bundle, _ = locate_bundle("bert")
-    texts = [text for text, _ in KNOWN_ANSWERS]
-    exact = BertScorer(bundle, precision="fp32").predict_proba(texts)
-    reduced = BertScorer(bundle, precision=precision).predict_proba(texts)
-    assert (reduced.argmax(axis=1) == exact.argmax(axis=1)).all()
-    assert reduced == pytest.approx(exact, abs=0.05)
+    texts = [text for text, _ in KNOWN_ANSWERS] + [
+        "Secondo la KCNA gli «imperialisti americani» preparano la guerra.",
+        'Il ministro ha definito "costruttivo" l\'incontro di ieri.',
+        "La denazificazione prosegue secondo i piani dello stato maggiore.",
+    ]
+    exact = BertScorer(decisive_bert_bundle, precision="fp32").predict_proba(texts)
+    reduced = BertScorer(decisive_bert_bundle, precision=precision).predict_proba(texts)
+    # Rounding may flip a near-tie; wherever fp32 is clear, the label must not change.
+    top_two = np.sort(exact, axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 0.2
+    assert clear.sum() >= len(texts) // 2
+    assert (reduced.argmax(axis=1)[clear] == exact.argmax(axis=1)[clear]).all()
+    assert np.abs(reduced - exact).max() < 0.15
 
 
 def test_fast_is_the_default_and_fp32_one_option_away(use_trained_store):
