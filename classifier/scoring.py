@@ -150,7 +150,6 @@ class BertScorer:
         *,
         precision: str = "fp32",
         batch_size: int = 32,
-        num_threads: int | None = None,
     ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -160,8 +159,6 @@ class BertScorer:
         self.model_dir = Path(model_dir)
         self.precision = precision
         self.batch_size = batch_size
-        if num_threads:
-            torch.set_num_threads(num_threads)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
         labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))

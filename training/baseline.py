@@ -141,6 +141,7 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
                 "baseline",
                 list(splits["dev"]["text"][:3]),
                 pinned_requirements("mlflow", "scikit-learn", "skops", "pandas", "numpy"),
+                predict_proba,
             )
     print(
         f"baseline C={-best_negative_c:g}: dev macro-F1 {metrics['dev_macro_f1']:.3f}, "

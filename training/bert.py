@@ -265,6 +265,7 @@ def train(data_config: DataConfig, config: FineTuneConfig) -> TrainedModel:
             pinned_requirements(
                 "mlflow", "torch", "transformers", "tokenizers", "safetensors", "pandas", "numpy"
             ),
+            fast_scorer.predict_proba,
         )
     print(
         f"bert {config.model}: dev macro-F1 {metrics['dev_macro_f1']:.3f}, test macro-F1 "

@@ -30,7 +30,6 @@ from classifier.scoring import (
     BUNDLE_ARTIFACT,
     LABELS,
     PYFUNC_MODEL_FILE,
-    load_scorer,
     probabilities_to_frame,
 )
 from classifier.store import (
@@ -180,7 +179,13 @@ def pinned_requirements(*packages: str) -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in packages]
 
 
-def log_and_register(bundle_dir: Path, family: str, example_texts: list[str], requirements):
+def log_and_register(
+    bundle_dir: Path,
+    family: str,
+    example_texts: list[str],
+    requirements: list[str],
+    predict_proba: Callable[[list[str]], np.ndarray],
+):
     """Log the bundle as the run's one model and register it; return the model version."""
     import mlflow
     import pandas as pd
@@ -188,7 +193,9 @@ def log_and_register(bundle_dir: Path, family: str, example_texts: list[str], re
     from mlflow.tracking import MlflowClient
 
     examples = pd.DataFrame({"text": example_texts})
-    outputs = probabilities_to_frame(load_scorer(bundle_dir).predict_proba(example_texts))
+    # The signature's output example comes from the scorer already in memory, the one
+    # the pyfunc model serves by default; the bundle is not loaded again for it.
+    outputs = probabilities_to_frame(predict_proba(example_texts))
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_MODEL_FILE),
