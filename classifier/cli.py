@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="'baseline', 'bert', an MLflow model URI or a model directory "
         "(default: the best registered model)",
     )  # fmt: skip
-    score.add_argument("--fp32", action="store_true", help="BERT in fp32 (default: bf16 or int8)")
+    score.add_argument(
+        "--fp32",
+        action="store_true",
+        help="BERT in fp32 (default: bf16 or int8 where measured as accurate)",
+    )
     score.set_defaults(run=run_score)
     return parser
 

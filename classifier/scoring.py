@@ -10,7 +10,9 @@ The BERT scorer is the fast CPU path: it tokenizes once, sorts by token length,
 pads each batch only to its own longest sentence and runs under `torch.inference_mode`.
 By default it also computes in reduced precision: bf16 where the CPU does bf16
 natively (AVX512-BF16 or AMX), otherwise int8 dynamically quantised linear layers
-with per-channel weight scales. `fast=False` keeps fp32.
+with per-channel weight scales; but only if training measured that precision within
+`PRECISION_TOLERANCE` of fp32's macro-F1 on dev and test (`macro_f1_change` in the
+bundle's `classifier.json`); otherwise, and with `fast=False`, fp32.
 
 Deliberately left out: input validation and spans (see `classifier.api`), and any
 training code (see `training/`).
@@ -35,6 +37,9 @@ LEXICON_FILE = "lexicon.tsv"
 PIPELINE_FILE = "pipeline.skops"
 BUNDLE_ARTIFACT = "bundle"  # the name of the bundle among the MLflow model's artifacts
 PYFUNC_MODEL_FILE = Path(__file__).with_name("mlflow_model.py")
+# The most macro-F1, on dev or on test, that a reduced precision may lose against fp32
+# before the fast path falls back to fp32 for that model.
+PRECISION_TOLERANCE = 0.01
 # The types a baseline pipeline is made of, beyond those skops trusts by default.
 # Loading refuses anything else, so a tampered file cannot run arbitrary code.
 TRUSTED_SKOPS_TYPES = (
@@ -92,11 +97,11 @@ def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
     info = read_bundle_info(bundle_dir)
     if info["family"] == "baseline":
         return BaselineScorer.load(bundle_dir)
-    return BertScorer(bundle_dir, precision=fast_precision() if fast else "fp32")
+    return BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
 
 
-def fast_precision() -> str:
-    """bf16 where the CPU computes it natively, else int8: both keep fp32's labels.
+def native_precision() -> str:
+    """The reduced precision this CPU computes fast: bf16 if native, else int8.
 
     bf16 on a CPU without native support is emulated and slower than fp32, which is
     why this is decided per machine rather than once for all.
@@ -106,6 +111,20 @@ def fast_precision() -> str:
     native = [getattr(torch.cpu, name, lambda: False)() for name in
               ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]  # fmt: skip
     return "bf16" if any(native) else "int8"
+
+
+def fast_precision(info: dict) -> str:
+    """The precision `fast=True` scores a BERT bundle in, given its `classifier.json`.
+
+    This CPU's native reduced precision where training measured it within
+    `PRECISION_TOLERANCE` of fp32's macro-F1 on both dev and test; fp32 where it lost
+    more, or where it was never measured: the fast path must not change the results.
+    """
+    precision = native_precision()
+    changes = info.get("macro_f1_change", {}).get(precision)
+    if not changes or min(changes.values()) < -PRECISION_TOLERANCE:
+        return "fp32"
+    return precision
 
 
 class BaselineScorer:

@@ -216,10 +216,38 @@ def test_reduced_precision_bert_keeps_the_fp32_labels(decisive_bert_bundle, prec
 
 
 def test_fast_is_the_default_and_fp32_one_option_away(use_trained_store):
-    from classifier.scoring import fast_precision
+    from classifier.api import locate_bundle
+    from classifier.scoring import fast_precision, read_bundle_info
 
-    assert classifier.load("bert").scorer.precision == fast_precision()
+    bundle, _ = locate_bundle("bert")
+    assert classifier.load("bert").scorer.precision == fast_precision(read_bundle_info(bundle))
     assert classifier.load("bert", fast=False).scorer.precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    "native, changes, expected",
+    [
+        ("int8", {"int8": {"dev": -0.005, "test": 0.002}}, "int8"),
+        ("int8", {"int8": {"dev": -0.024, "test": -0.009}}, "fp32"),
+        ("int8", {"bf16": {"dev": 0.0, "test": 0.0}, "int8": {"dev": 0.0, "test": -0.011}}, "fp32"),
+        ("bf16", {"bf16": {"dev": 0.0, "test": 0.002}, "int8": {"dev": -0.05, "test": 0}}, "bf16"),
+        ("bf16", {}, "fp32"),  # a bundle whose training measured nothing
+    ],
+)
+def test_reduced_precision_is_the_default_only_where_training_kept_macro_f1(
+    decisive_bert_bundle, tmp_path, monkeypatch, native, changes, expected
+):
+    import shutil
+
+    from classifier import scoring
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(decisive_bert_bundle, bundle)
+    scoring.write_bundle_info(bundle, "bert", macro_f1_change=changes)
+    monkeypatch.setattr(scoring, "native_precision", lambda: native)
+
+    assert scoring.load_scorer(bundle).precision == expected
+    assert scoring.load_scorer(bundle, fast=False).precision == "fp32"
 
 
 @pytest.mark.parametrize("family", ["baseline", "bert"])

@@ -4,6 +4,7 @@ integration test that fine-tunes the real MiniLM checkpoint on the real data."""
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -73,6 +74,26 @@ def test_both_families_log_the_same_metric_names(fixture_dir, tiny_bert, trackin
     assert sorted(v.tags[FAMILY_TAG] for v in versions) == ["baseline", "bert"]
 
 
+def test_training_measures_each_reduced_precision_for_the_bundle(
+    fixture_dir, tiny_bert, tracking_store, tmp_path
+):
+    from classifier.scoring import fast_precision, read_bundle_info
+
+    trained = train_tiny(fixture_dir, tiny_bert, epochs=1)
+    run = MlflowClient(tracking_store).get_run(trained.run_id)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{REGISTERED_MODEL_NAME}/{trained.version}", dst_path=str(tmp_path)
+    )
+    info = read_bundle_info(next(Path(local).rglob("classifier.json")).parent)
+
+    for precision in ("bf16", "int8"):
+        for split in ("dev", "test"):
+            metrics = run.data.metrics
+            change = metrics[f"{split}_macro_f1_{precision}"] - metrics[f"{split}_macro_f1"]
+            assert info["macro_f1_change"][precision][split] == pytest.approx(change, abs=1e-5)
+    assert run.data.tags["fast_precision"] == fast_precision(info)
+
+
 def test_model_is_stored_as_safetensors_without_pickle(
     fixture_dir, tiny_bert, tracking_store, tmp_path
 ):
@@ -80,7 +101,7 @@ def test_model_is_stored_as_safetensors_without_pickle(
     local = mlflow.artifacts.download_artifacts(
         f"models:/{REGISTERED_MODEL_NAME}/{trained.version}", dst_path=str(tmp_path)
     )
-    files = {p.name for p in __import__("pathlib").Path(local).rglob("*") if p.is_file()}
+    files = {p.name for p in Path(local).rglob("*") if p.is_file()}
     assert "model.safetensors" in files and "tokenizer.json" in files
     assert not {name for name in files if name.endswith((".bin", ".pkl", ".pt", ".pth"))}
 
