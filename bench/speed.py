@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import resource
 import sys
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "bench" / "results" / "latest.md"
-TABLE_START = "<!-- bench:start (written by `make bench --update-readme`) -->"
+TABLE_START = "<!-- bench:start (written by `python -m bench.speed --update-readme`) -->"
 TABLE_END = "<!-- bench:end -->"
 PIPELINE_BATCH_SIZES = (1, 8, 16, 32, 64)
 WARM_UP = 64  # sentences scored before timing, so lazy initialisation is not timed
@@ -103,6 +104,14 @@ def run_in_child(path: str, bundle: str, texts: list[str], batch_size: int = 0):
     return result
 
 
+def machine() -> str:
+    """The CPU's model name and core count, as /proc/cpuinfo gives it where there is one."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    return f"{names[0] if names else platform.machine()} ({os.cpu_count()} cores)"
+
+
 def checkpoint_name(checkpoint: str) -> str:
     """A hub id as it is; a local directory by its last two parts (`.../minilm/model`)."""
     path = Path(checkpoint)
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     training = training_figures(bert_uri)
     lines = [
-        f"Measured by `make bench` on {platform.processor() or platform.machine()}, "
+        f"Measured by `make bench` on {machine()}, "
         f"{torch.get_num_threads()} torch threads, {len(texts)} sentences, "
         f"BERT checkpoint `{checkpoint_name(str(training['checkpoint']))}` fine-tuned here.",
         "",

@@ -5,8 +5,8 @@ in a dict, one at a time: for the baseline's character 5-grams that is about 130
 lookups per sentence, and it held scoring below 15,000 sentences/s. Here each text
 becomes an array of symbol numbers (its characters, or its word tokens), numbered
 after the fitted vocabulary; an n-gram is then one integer, its symbols read as the
-digits of a number in base `len(symbols) + 1`; and a binary search in the sorted codes
-of the vocabulary finds its column, for every n-gram of a batch at once. A symbol the
+digits of a number in base `len(symbols) + 1`; and a hash index of the vocabulary's
+codes (a pandas `Index`) finds the columns of every n-gram of a batch at once. A symbol the
 vocabulary never uses is digit 0, which no vocabulary code contains, so n-grams with
 it match nothing, as in scikit-learn. Counting, sublinear tf, idf and normalisation
 then follow `TfidfTransformer` exactly: the matrix is the one `vectorizer.transform`
