@@ -87,6 +87,8 @@ class Model:
             raise InputError(f"expected the article as a string, found {type(text).__name__}")
         if not text.strip():
             raise InputError("expected an article with some text, found an empty string")
+        if problem := unicode_problem(text):
+            raise InputError(f"expected valid Unicode in the article, found {problem}")
         bounds = split_sentences(text)
         predictions = self.predict([text[start:end] for start, end in bounds])
         return [
@@ -108,7 +110,19 @@ def check_texts(texts) -> list[str]:
             raise InputError(f"item {position}: expected a string, found {type(text).__name__}")
         if not text.strip():
             raise InputError(f"item {position}: expected text, found an empty or blank string")
+        if problem := unicode_problem(text):
+            raise InputError(f"item {position}: expected valid Unicode, found {problem}")
     return list(texts)
+
+
+def unicode_problem(text: str) -> str | None:
+    """What makes `text` invalid Unicode, or None. Tokenizers reject lone surrogates,
+    which is what bytes decoded with `errors="surrogateescape"` turn into."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"a lone surrogate {text[error.start]!r} at character {error.start}"
+    return None
 
 
 def load(model: str | os.PathLike | None = None, *, fast: bool = True) -> Model:

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from classifier.api import InputError, Model, Prediction, load
+from classifier.api import InputError, Model, Prediction, load, unicode_problem
 from classifier.scoring import LABELS
 from classifier.store import ModelNotFoundError
 
@@ -181,6 +181,8 @@ def read_rows(path: Path, text_column: str) -> Iterator[tuple[int, dict]]:
             raise UsageError(
                 f"{path}: line {number}: expected text in {text_column!r}, found {text!r}"
             )
+        if problem := unicode_problem(text):
+            raise UsageError(f"{path}: line {number}: expected valid Unicode, found {problem}")
         yield number, row
 
 

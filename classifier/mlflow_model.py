@@ -12,7 +12,12 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from classifier.api import unicode_problem
 from classifier.scoring import BUNDLE_ARTIFACT, load_scorer, probabilities_to_frame
+
+
+def usable(text) -> bool:
+    return isinstance(text, str) and bool(text.strip()) and not unicode_problem(text)
 
 
 class FramingModel(PythonModel):
@@ -30,9 +35,9 @@ class FramingModel(PythonModel):
             texts = model_input["text"].tolist()
         else:
             texts = list(model_input)
-        bad = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
+        bad = [i for i, text in enumerate(texts) if not usable(text)]
         if bad:
-            raise ValueError(f"rows {bad[:10]} are not non-empty strings")
+            raise ValueError(f"rows {bad[:10]} are not non-empty strings of valid Unicode")
         return probabilities_to_frame(self.scorer.predict_proba(texts))
 
 

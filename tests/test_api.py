@@ -121,6 +121,7 @@ def test_score_article_splits_and_points_back_into_the_text(baseline_model):
         (["ok, una frase", 42], "item 1: expected a string, found int"),
         ([""], "item 0: expected text, found an empty or blank string"),
         (["bene", " \n\t "], "item 1: expected text, found an empty or blank string"),
+        (["bene", "male \udc8e"], "item 1: expected valid Unicode, found a lone surrogate"),
     ],
 )
 def test_bad_input_names_the_position(baseline_model, texts, message):
@@ -128,9 +129,17 @@ def test_bad_input_names_the_position(baseline_model, texts, message):
         baseline_model.predict(texts)
 
 
-@pytest.mark.parametrize("article", ["", "   \n", None])
-def test_empty_article_is_refused(baseline_model, article):
-    with pytest.raises(classifier.InputError):
+@pytest.mark.parametrize(
+    "article, message",
+    [
+        ("", "found an empty string"),
+        ("   \n", "found an empty string"),
+        (None, "found NoneType"),
+        ("Prima frase. Seconda \udc8e frase.", "a lone surrogate '.+' at character 21"),
+    ],
+)
+def test_unusable_article_is_refused(baseline_model, article, message):
+    with pytest.raises(classifier.InputError, match=message):
         baseline_model.score_article(article)
 
 

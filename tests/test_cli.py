@@ -132,6 +132,12 @@ def write_bytes(path, data: bytes):
             "line 2 has no field 'text'; fields are: testo",
         ),
         ("data.jsonl", b'{"text": "ciao a tutti"}\n{"text": \n', [], "line 2 is not valid JSON"),
+        (
+            "data.jsonl",
+            b'{"text": "ciao a tutti"}\n{"text": "ciao \\ud800"}\n',
+            [],
+            "line 2: expected valid Unicode, found a lone surrogate",
+        ),
     ],
 )
 def test_bad_batch_input_is_a_clear_error(

@@ -75,3 +75,20 @@ def test_served_model_answers_like_predict(use_trained_store):
         assert [row[label] for label in LABELS] == pytest.approx(
             [prediction.scores[label] for label in LABELS]
         )
+
+
+@pytest.mark.parametrize("family", ["baseline", "bert"])
+def test_pyfunc_names_the_rows_it_cannot_score(use_trained_store, family):
+    import mlflow
+    import pandas as pd
+
+    from classifier.api import locate_bundle
+
+    _, uri = locate_bundle(family)
+    model = mlflow.pyfunc.load_model(uri)
+    texts = pd.Series(
+        ["Il regime di Kiev ha parlato.", " ", "Kiev \ud800 ha parlato."], dtype=object
+    )
+
+    with pytest.raises(ValueError, match=r"rows \[1, 2\] are not non-empty strings of valid"):
+        model.predict(pd.DataFrame({"text": texts}))
