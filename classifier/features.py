@@ -62,10 +62,10 @@ class CompiledTfidf:
             self.id_of_code_point = np.zeros(max(map(ord, symbols), default=0) + 2, np.int64)
             for symbol, number in self.symbol_ids.items():
                 self.id_of_code_point[ord(symbol)] = number
-        self.min_n, self.max_n = vectorizer.ngram_range
+        min_n, max_n = vectorizer.ngram_range
         # Per n-gram length, a hash index of the vocabulary's codes and their columns.
         self.tables = {}
-        for n in range(self.min_n, self.max_n + 1):
+        for n in range(min_n, max_n + 1):
             pairs = [
                 (self._code_of(parts), column)
                 for term, column in vectorizer.vocabulary_.items()
