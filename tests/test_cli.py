@@ -96,11 +96,6 @@ def test_score_a_batch_file_keeps_every_row_and_its_fields(
     assert not (tmp_path / "out.jsonl.partial").exists()
 
 
-def write_bytes(path, data: bytes):
-    path.write_bytes(data)
-    return str(path)
-
-
 @pytest.mark.parametrize(
     "name, content, extra, message",
     [
