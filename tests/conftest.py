@@ -58,6 +58,7 @@ def build_tiny_bert(directory: Path, texts: list[str]) -> Path:
     The config declares more vocabulary than the tokenizer has, as
     dbmdz/bert-base-italian-xxl-cased does, so that mismatch is exercised too.
     """
+    import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -101,6 +102,7 @@ def build_tiny_bert(directory: Path, texts: list[str]) -> Path:
         pad_token_id=fast.pad_token_id,
     )
     directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)  # the same weights every session: a failure reproduces
     BertModel(config).save_pretrained(directory)  # no head, as a pretrained checkpoint
     fast.save_pretrained(directory)
     return directory
