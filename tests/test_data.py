@@ -12,12 +12,13 @@ from classifier.scoring import LABELS
 from training import data
 
 
-def check(fixture_dir):
+def check(fixture_dir, limits=False):
     return data.check_dataset(
         fixture_dir / "sentences.jsonl",
         fixture_dir / "documents.tsv",
         fixture_dir / "lexicon.tsv",
         fixture_dir / "seeds",
+        limits=limits,
     )
 
 
@@ -43,8 +44,11 @@ BROKEN = {
     "extra field": (lambda rows: break_first(rows, note="x"), "extra ['note']"),
     "unknown label": (lambda rows: break_first(rows, label="neutral_"), "expected label in"),
     "unknown split": (lambda rows: break_first(rows, split="validation"), "expected split in"),
-    "empty text": (lambda rows: break_first(rows, text=""), "expected non-empty text"),
-    "whitespace text": (lambda rows: break_first(rows, text="   "), "expected non-empty text"),
+    "empty text": (lambda rows: break_first(rows, text=""), "expected text, found an empty"),
+    "whitespace text": (
+        lambda rows: break_first(rows, text="   "),
+        "expected text, found an empty",
+    ),
     "padded text": (
         lambda rows: break_first(rows, text=" Il vertice è finito."),
         "without leading or trailing whitespace",
@@ -131,6 +135,66 @@ def test_bad_documents_table_is_rejected(fixture_dir):
     assert any("expected genre in" in e and "'podcast'" in e for e in errors), errors
 
 
+def test_a_story_in_two_splits_is_rejected(fixture_dir):
+    path = fixture_dir / "documents.tsv"
+    # f-01 is in train and f-07 in dev: telling one event in both leaks it.
+    text = path.read_text().replace("\tf-07\trealistic", "\tf-01\trealistic")
+    path.write_text(text, encoding="utf-8")
+    errors = check(fixture_dir).errors
+    assert "story 'f-01': expected one split, found ['dev', 'train']" in errors, errors
+    with pytest.raises(data.DataError, match="story 'f-01': expected one split"):
+        data.read_splits(fixture_dir / "sentences.jsonl")
+
+
+def test_an_unknown_layer_is_rejected(fixture_dir):
+    path = fixture_dir / "documents.tsv"
+    path.write_text(path.read_text().replace("\tf-05\tauthored", "\tf-05\tsynthetic"))
+    errors = check(fixture_dir).errors
+    assert any("expected layer in" in e and "'synthetic'" in e for e in errors), errors
+
+
+def test_the_fixture_breaks_the_shortcut_limits_and_each_is_named(fixture_dir):
+    # The fixture is tiny and half propaganda: exactly what the limits exist to refuse.
+    errors = check(fixture_dir, limits=True).errors
+    assert any(
+        e.startswith("shortcut limit: expected a neutral share of at least 62%") for e in errors
+    )
+    assert any("'golpe' at least 25 times, found 0" in e for e in errors), errors
+    assert any("a realistic layer of at least 3000 sentences" in e for e in errors), errors
+    assert check(fixture_dir).errors == []
+
+
+def test_shortcut_measures_count_what_they_say():
+    rows = [
+        {"id": "a-01", "doc": "a", "label": "neutral", "terms": [],
+         "text": "Lo riferisce la Tass, citando il ministero della Difesa di Mosca."},
+        {"id": "a-02", "doc": "a", "label": "neutral", "terms": [],
+         "text": "Il ministro ha definito “utile” l’incontro con il collega del Golpe Club."},
+        {"id": "b-01", "doc": "b", "label": "adopted", "terms": ["regime di Kiev"],
+         "text": "OSPITE: Il regime di Kiev non vuole la pace."},
+        {"id": "b-02", "doc": "b", "label": "quoted", "terms": ["regime di Kiev"],
+         "text": "Mosca chiama regime di Kiev il governo ucraino."},
+    ]  # fmt: skip
+    documents = {
+        "a": {"genre": "dispatch", "layer": "realistic"},
+        "b": {"genre": "transcript", "layer": "realistic"},
+    }
+    report = data.CheckReport(sentences=rows, documents=documents)
+    measures = data.measure_shortcuts(report)
+    assert measures["neutral share"] == 0.5
+    assert measures["’ apostrophe"] == 0.25
+    assert measures["per label"]["neutral"]["quote marks"] == 0.5
+    assert measures["per label"]["neutral"]["attribution verb"] == 1.0
+    assert measures["ordinary words"]["golpe"] == {"count": 1, "neutral share": 1.0}
+    assert measures["ordinary words"]["Kiev"] == {"count": 2, "neutral share": 0.0}
+    counts = measures["counter-examples"]
+    assert counts["neutral, citing state media as a source"] == 1
+    assert counts["neutral in a state dispatch or bulletin"] == 2
+    assert counts["adopted with a speaker tag"] == 1 and counts["adopted in a newsroom genre"] == 1
+    assert counts["quoted without quotation marks"] == 1
+    assert measures["genre separates quoted from adopted"] == 0.5
+
+
 def test_neutral_sentence_with_lexicon_term_is_a_warning_not_an_error(fixture_dir):
     path = fixture_dir / "sentences.jsonl"
     rows = read_rows(path)
@@ -148,7 +212,7 @@ def test_command_exits_non_zero_and_names_the_line(fixture_dir, capsys):
     status = data.main([
         "--sentences", str(path), "--documents", str(fixture_dir / "documents.tsv"),
         "--lexicon", str(fixture_dir / "lexicon.tsv"), "--seeds", str(fixture_dir / "seeds"),
-        "--no-card",
+        "--no-card", "--no-limits",
     ])  # fmt: skip
     assert status == 1
     assert "sentences.jsonl:1: expected label in" in capsys.readouterr().err
@@ -161,11 +225,13 @@ def test_command_writes_the_summary_into_the_card(fixture_dir, capsys):
         "--sentences", str(fixture_dir / "sentences.jsonl"),
         "--documents", str(fixture_dir / "documents.tsv"),
         "--lexicon", str(fixture_dir / "lexicon.tsv"), "--seeds", str(fixture_dir / "seeds"),
-        "--card", str(card),
+        "--card", str(card), "--no-limits",
     ])  # fmt: skip
     assert status == 0
     text = card.read_text()
-    assert "old" not in text and text.startswith("# Card\n\nbefore\n") and text.endswith("after\n")
+    assert (
+        "\nold\n" not in text and text.startswith("# Card\n\nbefore\n") and text.endswith("after\n")
+    )
     rows = read_rows(fixture_dir / "sentences.jsonl")
     counts = collections.Counter((r["split"], r["label"]) for r in rows)
     train_row = "| train | " + " | ".join(str(counts[("train", label)]) for label in LABELS)
@@ -200,21 +266,24 @@ def test_near_duplicates_catch_a_swapped_word_but_not_a_new_sentence():
 
 
 def test_committed_dataset_passes_and_meets_the_targets():
-    report = data.check_dataset()
+    report = data.check_dataset()  # the shortcut limits included
     assert report.errors == []
     labels = collections.Counter(row["label"] for row in report.sentences)
-    assert len(report.sentences) >= 1800
-    assert labels["quoted"] >= 450 and labels["adopted"] >= 450 and labels["neutral"] >= 700
+    assert len(report.sentences) >= 5000
+    assert labels["quoted"] >= 450 and labels["adopted"] >= 450
     regimes = {doc["regime"] for doc in report.documents.values()} - {"none"}
     assert len(regimes) >= 6
     seeds = [r for r in report.sentences if r["source"] != "authored"]
     assert seeds and all(r["split"] == "test" for r in seeds)
     assert {r["doc"] for r in seeds} == {p.name for p in data.SEEDS_DIR.glob("*.txt")}
-    words = [len(r["text"].split()) for r in report.sentences if r["source"] == "authored"]
-    assert min(words) >= 6 and max(words) <= 60
-    shares = collections.Counter(r["split"] for r in report.sentences)
-    for split, target in (("train", 0.70), ("dev", 0.15), ("test", 0.15)):
-        assert abs(shares[split] / len(report.sentences) - target) < 0.03
+    for layer in ("authored", "realistic"):
+        rows = [r for r in report.sentences if report.documents[r["doc"]]["layer"] == layer]
+        words = [len(r["text"].split()) for r in rows]
+        # Headlines may be short; one sentence is never a paragraph.
+        assert min(words) >= (6 if layer == "authored" else 2) and max(words) <= 90
+        shares = collections.Counter(r["split"] for r in rows)
+        for split, target in (("train", 0.70), ("dev", 0.15), ("test", 0.15)):
+            assert abs(shares[split] / len(rows) - target) < 0.04, (layer, split)
 
 
 def test_committed_lexicon_is_large_enough():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from classifier.lexicon import Lexicon
 from classifier.scoring import LABELS
+from classifier.text import text_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS_DIR = ROOT / "labels"
@@ -35,8 +36,15 @@ SEEDS_DIR = ROOT / "seeds"
 
 FIELDS = ("id", "text", "label", "split", "doc", "source", "terms")
 SPLITS = ("train", "dev", "test")
-DOCUMENT_FIELDS = ("doc", "genre", "regime", "topic")
-GENRES = ("wire", "report", "opinion", "transcript", "social", "dispatch", "factcheck")
+DOCUMENT_FIELDS = ("doc", "genre", "regime", "topic", "story", "layer")
+GENRES = (
+    "wire", "report", "liveblog", "explainer", "aggregator", "opinion", "transcript", "social",
+    "dispatch", "bulletin", "blog", "factcheck",
+)  # fmt: skip
+# `authored`: the first, short documents written for the project; `realistic`: whole
+# pieces at real prevalence and register (evaluated on their own as well); `seed`: the
+# real articles in seeds/.
+LAYERS = ("authored", "realistic", "seed")
 REGIMES = (
     "russia", "north_korea", "china", "iran", "belarus", "syria", "venezuela",
     "nicaragua", "cuba", "myanmar", "eritrea", "azerbaijan", "none",
@@ -45,6 +53,10 @@ REGIMES = (
 # count as near-duplicates: a sentence with one or two words swapped scores ~0.85,
 # two different sentences on the same story rarely pass 0.6.
 NEAR_DUPLICATE_SIMILARITY = 0.8
+# Sentences per document the checker expects, by layer: the first layer's documents are
+# short by design; realistic ones are whole pieces; seed articles are what they are.
+DOCUMENT_SIZES = {"authored": (3, 15), "realistic": (6, 40)}
+SLUG = re.compile(r"[a-z0-9][a-z0-9.-]*")
 CARD_START = "<!-- summary:start (written by `make data`; do not edit by hand) -->"
 CARD_END = "<!-- summary:end -->"
 QUOTE_MARKS = re.compile(r"[\"«»“”„]|(?<!\w)'[^']{2,}'(?!\w)|(?<!\w)‘[^’]{2,}’")
@@ -86,6 +98,7 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
     documents: dict[str, dict] = field(default_factory=dict)
     lexicon: Lexicon | None = None
+    near_duplicates: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def read_sentences(path: Path = SENTENCES_PATH) -> CheckReport:
@@ -124,7 +137,8 @@ def read_sentences(path: Path = SENTENCES_PATH) -> CheckReport:
             report.sentences.append({**row, "line": number})
     if not report.sentences and not report.errors:
         report.errors.append(f"{path.name}: expected labelled sentences, found none")
-    report.errors.extend(check_splits(report.sentences))
+    report.near_duplicates = find_near_duplicates([row["text"] for row in report.sentences])
+    report.errors.extend(check_splits(report.sentences, report.near_duplicates))
     return report
 
 
@@ -145,8 +159,8 @@ def check_row(row: dict) -> list[str]:
     if problems:
         return problems
     text = row["text"]
-    if not text.strip():
-        problems.append(f"expected non-empty text, found {text!r}")
+    if problem := text_problem(text):
+        problems.append(f"text: {problem}")
     elif text != text.strip():
         problems.append("expected text without leading or trailing whitespace")
     if not row["id"].strip() or not row["doc"].strip():
@@ -171,7 +185,7 @@ def check_row(row: dict) -> list[str]:
     return problems
 
 
-def check_splits(sentences: list[dict]) -> list[str]:
+def check_splits(sentences: list[dict], near_duplicates: list[tuple[int, int, float]]) -> list[str]:
     """No document, identical sentence or near-identical sentence in two splits."""
     problems = []
     splits_of_doc = collections.defaultdict(set)
@@ -189,7 +203,7 @@ def check_splits(sentences: list[dict]) -> list[str]:
                 f"{row['id']} (line {row['line']}, {row['split']}): expected no identical sentence "
                 f"in another split, found {other['id']} (line {other['line']}, {other['split']})"
             )
-    for i, j, similarity in find_near_duplicates([row["text"] for row in sentences]):
+    for i, j, similarity in near_duplicates:
         a, b = sentences[i], sentences[j]
         if a["split"] != b["split"] and normalise(a["text"]) != normalise(b["text"]):
             problems.append(
@@ -224,7 +238,7 @@ def find_near_duplicates(
 
 
 def read_documents(path: Path = DOCUMENTS_PATH) -> tuple[dict[str, dict], list[str]]:
-    """The per-document facts (genre, regime, topic) from `documents.tsv`."""
+    """The per-document facts (genre, regime, topic, story, layer) from `documents.tsv`."""
     documents, problems = {}, []
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines or tuple(lines[0].split("\t")) != DOCUMENT_FIELDS:
@@ -237,14 +251,28 @@ def read_documents(path: Path = DOCUMENTS_PATH) -> tuple[dict[str, dict], list[s
             problems.append(f"{where}: expected {len(DOCUMENT_FIELDS)} fields, found {len(values)}")
             continue
         row = dict(zip(DOCUMENT_FIELDS, values, strict=True))
-        if row["genre"] not in GENRES:
-            problems.append(f"{where}: expected genre in {list(GENRES)}, found {row['genre']!r}")
-        if row["regime"] not in REGIMES:
-            problems.append(f"{where}: expected regime in {list(REGIMES)}, found {row['regime']!r}")
+        for name, allowed in (("genre", GENRES), ("regime", REGIMES), ("layer", LAYERS)):
+            if row[name] not in allowed:
+                problems.append(f"{where}: expected {name} in {list(allowed)}, found {row[name]!r}")
+        if not SLUG.fullmatch(row["story"]):
+            problems.append(f"{where}: expected story as a lowercase slug, found {row['story']!r}")
         if row["doc"] in documents:
             problems.append(f"{where}: expected a unique doc, found {row['doc']!r} again")
         documents[row["doc"]] = row
     return documents, problems
+
+
+def check_stories(sentences: list[dict], documents: dict[str, dict]) -> list[str]:
+    """No story (one event, however many documents retell it) in two splits."""
+    splits_of_story = collections.defaultdict(set)
+    for row in sentences:
+        if row["doc"] in documents:
+            splits_of_story[documents[row["doc"]]["story"]].add(row["split"])
+    return [
+        f"story {story!r}: expected one split, found {sorted(splits)}"
+        for story, splits in sorted(splits_of_story.items())
+        if len(splits) > 1
+    ]
 
 
 def check_dataset(
@@ -252,15 +280,23 @@ def check_dataset(
     documents_path: Path = DOCUMENTS_PATH,
     lexicon_path: Path = LEXICON_PATH,
     seeds_dir: Path = SEEDS_DIR,
+    *,
+    limits: bool = True,
 ) -> CheckReport:
-    """All checks: the rows, the splits, the documents table, the seeds and the lexicon."""
+    """All checks: the rows, the splits, the documents table, the seeds and the lexicon.
+
+    `limits` also holds the data to the shortcut limits (`SHORTCUT_LIMITS`): they describe
+    a whole dataset, so a small test fixture is checked without them.
+    """
     report = read_sentences(sentences_path)
     report.documents, problems = read_documents(documents_path)
     report.errors.extend(problems)
     for doc in sorted({row["doc"] for row in report.sentences} - set(report.documents)):
         report.errors.append(f"document {doc!r}: expected a row in {Path(documents_path).name}")
+    report.errors.extend(check_stories(report.sentences, report.documents))
     for row in report.sentences:
         where = f"{Path(sentences_path).name}:{row['line']}"
+        layer = report.documents.get(row["doc"], {}).get("layer")
         if row["source"].startswith("seed:"):
             name = row["source"].removeprefix("seed:")
             if not (Path(seeds_dir) / name).is_file():
@@ -270,11 +306,19 @@ def check_dataset(
                     f"{where}: expected a seed sentence with doc {name!r} in test, "
                     f"found doc {row['doc']!r} in {row['split']}"
                 )
+        if layer and (layer == "seed") != row["source"].startswith("seed:"):
+            report.errors.append(
+                f"{where}: expected layer 'seed' exactly for seed sentences, found layer "
+                f"{layer!r} for source {row['source']!r}"
+            )
     sizes = collections.Counter(row["doc"] for row in report.sentences)
     for doc, size in sorted(sizes.items()):
-        if not doc.endswith(".txt") and not 3 <= size <= 15:
-            report.warnings.append(f"document {doc!r}: expected 3-15 sentences, found {size}")
-    for i, j, similarity in find_near_duplicates([row["text"] for row in report.sentences]):
+        low, high = DOCUMENT_SIZES.get(report.documents.get(doc, {}).get("layer"), (1, 10**6))
+        if not low <= size <= high:
+            report.warnings.append(
+                f"document {doc!r}: expected {low}-{high} sentences, found {size}"
+            )
+    for i, j, similarity in report.near_duplicates:
         a, b = report.sentences[i], report.sentences[j]
         if a["split"] == b["split"]:
             report.warnings.append(
@@ -299,14 +343,253 @@ def check_dataset(
             f"the lexicon; most frequent: {common}"
         )
     report.lexicon = lexicon
+    if limits and not report.errors:
+        report.errors.extend(shortcut_problems(measure_shortcuts(report)))
     return report
 
 
+# --- Shortcuts: surface cues that must not decide the label ------------------------------
+# Each pattern is a cue a model could learn instead of reading the sentence; the card
+# reports how often it occurs per label, and `SHORTCUT_LIMITS` fails the check when the
+# data slides back towards a cue deciding the label. Patterns find a lower bound.
+ATTRIBUTION = re.compile(
+    r"\b(?:secondo|stando a|a detta d\w*|dice|dicono|diceva|detto|dichiar(?:a|ano|ato|ata|ando)"
+    r"|afferm(?:a|ano|ato|ata|ando)|sostien[ei]|sostengono|sostenuto"
+    r"|defin(?:isce|iscono|ito|ita|iti|ite|endo|ire)|chiam(?:a|ano|ato|ata|ando)"
+    r"|parl(?:a|ano|ato|ando) di|descri(?:ve|vono|tto|tta|vendo)|aggiung(?:e|ono|endo)|aggiunto"
+    r"|spieg(?:a|ano|ato|ando)|sottoline(?:a|ano|ato|ando)|ribad(?:isce|iscono|ito|endo)"
+    r"|annunci(?:a|ano|ato|ando)|accus(?:a|ano|ato|ando)|denunci(?:a|ano|ato|ando)"
+    r"|precis(?:a|ano|ato|ando)|scrive|scrivono|scritto|riferisc(?:e|ono)|riferito|riferita"
+    r"|riport(?:a|ano|ato|ata|ando)|conferm(?:a|ano|ato|ando)|assicur(?:a|ano|ato)"
+    r"|avvert(?:e|ono|ito)|ammett(?:e|ono)|ammesso|rivendic(?:a|ano|ato)|fa sapere|fanno sapere"
+    r"|fatto sapere|cit(?:a|ano|ato|ata|ando)|comment(?:a|ano|ato)|osserv(?:a|ano|ato)"
+    r"|ricord(?:a|ano|ato))\b",
+    re.I,
+)
+# Words of ordinary newsroom Italian that the first layer used almost only in propaganda.
+ORDINARY_WORDS = {
+    "golpe": re.compile(r"\bgolp(?:e|i|ista|isti)\b", re.I),
+    "sovranità": re.compile(r"\bsovranità\b", re.I),
+    "Occidente": re.compile(r"\boccidente\b", re.I),
+    "terroris*": re.compile(r"\bterroris\w*", re.I),
+    "Donbass": re.compile(r"\bdonbass\b", re.I),
+    "popolo": re.compile(r"\bpopol[oi]\b", re.I),
+    "Kiev": re.compile(r"\bkiev\b", re.I),
+}
+STATE_SOURCE = re.compile(
+    r"\b(?:tass|ria novosti|sputnik|rt|kcna|kctv|rodong sinmun|xinhua|cgtn|global times"
+    r"|quotidiano del popolo|irna|press tv|pars ?today|tasnim|fars|belta|sana|prensa latina"
+    r"|telesur|granma|media (?:statali|di stato|ufficiali)"
+    r"|agenzia (?:di stampa )?(?:ufficiale|statale)|tv di stato|televisione (?:di stato|statale)"
+    r"|emittente (?:di stato|statale))\b",
+    re.I,
+)
+SPEAKER_TAG = re.compile(r"^[A-ZÀ-Ý][A-ZÀ-Ý'’. ]{1,40}:\s")
+TRAILING_ATTRIBUTION = re.compile(
+    r",\s*(?:(?:ha|hanno)\s+)?(?:riferisc\w*|riferit\w*|scrive|scrivono|riport\w*|dett\w"
+    r"|dichiarat\w|aggiunt\w|spiegat\w|precisat\w|fatto sapere|fa sapere|secondo\b|stando a"
+    r"|conferm\w*|annunciat\w|sottolineat\w|ribadit\w|sostenut\w|afferm\w*)[^,;]*$",
+    re.I,
+)
+# Genres whose writer is a newsroom, not a state agency or a partisan voice.
+NEWSROOM_GENRES = ("wire", "report", "liveblog", "explainer", "aggregator", "transcript")
+# Sentences that contradict a shortcut, counted in the realistic layer.
+COUNTER_EXAMPLES = {
+    "neutral, citing state media as a source": lambda r, doc: (
+        r["label"] == "neutral" and bool(STATE_SOURCE.search(r["text"]))
+    ),
+    "attribution after the claim": lambda r, doc: bool(
+        TRAILING_ATTRIBUTION.search(r["text"].rstrip(".!?»”\"' "))
+    ),
+    "adopted in a newsroom genre": lambda r, doc: (
+        r["label"] == "adopted" and doc.get("genre") in NEWSROOM_GENRES
+    ),
+    "adopted with a speaker tag": lambda r, doc: (
+        r["label"] == "adopted" and bool(SPEAKER_TAG.match(r["text"]))
+    ),
+    "neutral in a state dispatch or bulletin": lambda r, doc: (
+        r["label"] == "neutral" and doc.get("genre") in ("dispatch", "bulletin")
+    ),
+    "neutral with quotation marks or cosiddetto": lambda r, doc: (
+        r["label"] == "neutral"
+        and bool(QUOTE_MARKS.search(r["text"]) or re.search(r"\bcosiddett", r["text"], re.I))
+    ),
+    "quoted without quotation marks": lambda r, doc: (
+        r["label"] == "quoted" and not QUOTE_MARKS.search(r["text"])
+    ),
+}
+LONG_SENTENCE = 25  # words; 42% of real neutral news sentences reach it
+SHORTCUT_LIMITS = {
+    "min_neutral_share": 0.62,
+    "min_ordinary_word_count": 25,
+    "min_ordinary_word_neutral_share": 0.40,
+    "min_quote_marks_neutral": 0.15,
+    "min_quote_marks_adopted": 0.10,
+    "min_attribution_neutral": 0.20,
+    "min_mean_words": 22,
+    "max_mean_words_gap": 4,
+    "min_typographic_apostrophe": 0.20,
+    "min_realistic_sentences": 3000,
+    "min_realistic_documents": 150,
+    "min_realistic_neutral_share": 0.80,
+    "min_counter_examples": 60,
+}
+
+
+def measure_shortcuts(report: CheckReport) -> dict:
+    """The shortcut measures of a checked dataset, as plain numbers (see `SHORTCUT_LIMITS`)."""
+    rows, docs = report.sentences, report.documents
+    lexicon = report.lexicon
+    cues = {
+        "quote marks": lambda r: bool(QUOTE_MARKS.search(r["text"])),
+        "attribution verb": lambda r: bool(ATTRIBUTION.search(r["text"])),
+        "lexicon term": lambda r: bool(lexicon and lexicon.find(r["text"])),
+        f"{LONG_SENTENCE}+ words": lambda r: len(r["text"].split()) >= LONG_SENTENCE,
+        "’ apostrophe": lambda r: "’" in r["text"],
+    }
+    per_label = {}
+    for label in LABELS:
+        chosen = [r for r in rows if r["label"] == label]
+        n = max(len(chosen), 1)
+        per_label[label] = {
+            "sentences": len(chosen),
+            "mean words": statistics.mean(len(r["text"].split()) for r in chosen) if chosen else 0,
+            **{cue: sum(map(test, chosen)) / n for cue, test in cues.items()},
+        }
+    ordinary = {}
+    for word, pattern in ORDINARY_WORDS.items():
+        found = [r for r in rows if pattern.search(r["text"])]
+        neutral = sum(r["label"] == "neutral" for r in found)
+        ordinary[word] = {"count": len(found), "neutral share": neutral / max(len(found), 1)}
+    # How well genre alone tells quoted from adopted: the majority label of each genre.
+    propaganda = [r for r in rows if r["label"] != "neutral"]
+    by_genre = collections.Counter(
+        (docs.get(r["doc"], {}).get("genre"), r["label"]) for r in propaganda
+    )
+    genres = {genre for genre, _ in by_genre}
+    majority = sum(max(by_genre[(g, "quoted")], by_genre[(g, "adopted")]) for g in genres)
+    realistic = [r for r in rows if docs.get(r["doc"], {}).get("layer") == "realistic"]
+    return {
+        "sentences": len(rows),
+        "neutral share": sum(r["label"] == "neutral" for r in rows) / max(len(rows), 1),
+        "’ apostrophe": sum("’" in r["text"] for r in rows) / max(len(rows), 1),
+        "per label": per_label,
+        "ordinary words": ordinary,
+        "genre separates quoted from adopted": majority / max(len(propaganda), 1),
+        "realistic sentences": len(realistic),
+        "realistic documents": len({r["doc"] for r in realistic}),
+        "realistic neutral share": (
+            sum(r["label"] == "neutral" for r in realistic) / max(len(realistic), 1)
+        ),
+        "counter-examples": {
+            name: sum(bool(test(r, docs[r["doc"]])) for r in realistic)
+            for name, test in COUNTER_EXAMPLES.items()
+        },
+    }
+
+
+def shortcut_problems(measures: dict, limits: dict = SHORTCUT_LIMITS) -> list[str]:
+    """One message per limit the measures break, saying expected and found."""
+    problems = []
+
+    def need(ok: bool, what: str, expected: str, found: float | int) -> None:
+        if not ok:
+            shown = f"{found:.1%}" if isinstance(found, float) and found <= 1 else f"{found:g}"
+            problems.append(f"shortcut limit: expected {what} {expected}, found {shown}")
+
+    per_label = measures["per label"]
+    share = limits["min_neutral_share"]
+    need(measures["neutral share"] >= share, "a neutral share of at least", f"{share:.0%}",
+         measures["neutral share"])  # fmt: skip
+    for word, figures in measures["ordinary words"].items():
+        need(figures["count"] >= limits["min_ordinary_word_count"], f"{word!r} at least",
+             f"{limits['min_ordinary_word_count']} times", figures["count"])  # fmt: skip
+        low = limits["min_ordinary_word_neutral_share"]
+        need(figures["neutral share"] >= low, f"{word!r} neutral in at least", f"{low:.0%}",
+             figures["neutral share"])  # fmt: skip
+    for label, cue, key in (
+        ("neutral", "quote marks", "min_quote_marks_neutral"),
+        ("adopted", "quote marks", "min_quote_marks_adopted"),
+        ("neutral", "attribution verb", "min_attribution_neutral"),
+    ):
+        need(per_label[label][cue] >= limits[key], f"{cue} in at least",
+             f"{limits[key]:.0%} of {label} sentences", per_label[label][cue])  # fmt: skip
+    means = {label: figures["mean words"] for label, figures in per_label.items()}
+    for label, mean in means.items():
+        need(mean >= limits["min_mean_words"], f"{label} sentences of at least",
+             f"{limits['min_mean_words']} words on average", round(mean, 1))  # fmt: skip
+    gap = max(means.values()) - min(means.values())
+    need(gap <= limits["max_mean_words_gap"], "per-label mean lengths within",
+         f"{limits['max_mean_words_gap']} words", round(gap, 1))  # fmt: skip
+    low = limits["min_typographic_apostrophe"]
+    need(measures["’ apostrophe"] >= low, "’ in at least", f"{low:.0%} of sentences",
+         measures["’ apostrophe"])  # fmt: skip
+    need(measures["realistic sentences"] >= limits["min_realistic_sentences"],
+         "a realistic layer of at least", f"{limits['min_realistic_sentences']} sentences",
+         measures["realistic sentences"])  # fmt: skip
+    need(measures["realistic documents"] >= limits["min_realistic_documents"],
+         "a realistic layer of at least", f"{limits['min_realistic_documents']} documents",
+         measures["realistic documents"])  # fmt: skip
+    low = limits["min_realistic_neutral_share"]
+    need(measures["realistic neutral share"] >= low, "a realistic layer at least",
+         f"{low:.0%} neutral", measures["realistic neutral share"])  # fmt: skip
+    for name, count in measures["counter-examples"].items():
+        need(count >= limits["min_counter_examples"], f"at least {limits['min_counter_examples']}",
+             f"realistic sentences '{name}'", count)  # fmt: skip
+    return problems
+
+
+def shortcut_tables(measures: dict) -> str:
+    """The shortcut measures as the dataset card's Markdown tables."""
+    per_label = measures["per label"]
+    cues = [
+        name for name in next(iter(per_label.values())) if name not in ("sentences", "mean words")
+    ]
+    lines = [
+        "| label | sentences | mean words | " + " | ".join(cues) + " |",
+        "|---" * (len(cues) + 3) + "|",
+    ]
+    for label, figures in per_label.items():
+        lines.append(
+            f"| {label} | {figures['sentences']} | {figures['mean words']:.1f} | "
+            + " | ".join(f"{figures[cue]:.0%}" for cue in cues)
+            + " |"
+        )
+    lines += ["", "| ordinary word | sentences | neutral share |", "|---|---|---|"]
+    for word, figures in measures["ordinary words"].items():
+        lines.append(f"| {word} | {figures['count']} | {figures['neutral share']:.0%} |")
+    lines += [
+        "",
+        f"Neutral share {measures['neutral share']:.1%}; ’ in {measures['’ apostrophe']:.1%} of "
+        f"sentences; genre alone tells quoted from adopted for "
+        f"{measures['genre separates quoted from adopted']:.0%} of the propaganda sentences.",
+        "",
+        f"Realistic layer: {measures['realistic sentences']} sentences in "
+        f"{measures['realistic documents']} documents, "
+        f"{measures['realistic neutral share']:.1%} neutral. Counter-examples to the shortcuts "
+        "in it:",
+        "",
+        "| counter-example | sentences |",
+        "|---|---|",
+        *(f"| {name} | {count} |" for name, count in measures["counter-examples"].items()),
+    ]
+    return "\n".join(lines)
+
+
 def read_splits(path: Path = SENTENCES_PATH):
-    """The labelled sentences as a `datasets.DatasetDict` (train, dev, test)."""
+    """The labelled sentences as a `datasets.DatasetDict` (train, dev, test).
+
+    Each row also carries its document's `layer`, read from the `documents.tsv` beside
+    `path`, so that evaluation can report the realistic layer on its own.
+    """
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
     report = read_sentences(path)
+    documents, problems = read_documents(Path(path).with_name(DOCUMENTS_PATH.name))
+    report.errors.extend(problems)
+    for doc in sorted({row["doc"] for row in report.sentences} - set(documents)):
+        report.errors.append(f"document {doc!r}: expected a row in {DOCUMENTS_PATH.name}")
+    report.errors.extend(check_stories(report.sentences, documents))
     empty = [split for split in SPLITS if not any(r["split"] == split for r in report.sentences)]
     if empty:
         report.errors.append(
@@ -322,6 +605,7 @@ def read_splits(path: Path = SENTENCES_PATH):
             "doc": Value("string"),
             "source": Value("string"),
             "terms": Sequence(Value("string")),
+            "layer": ClassLabel(names=list(LAYERS)),
         }
     )
     columns = list(features)
@@ -329,7 +613,10 @@ def read_splits(path: Path = SENTENCES_PATH):
         {
             split: Dataset.from_list(
                 [
-                    {name: row[name] for name in columns}
+                    {
+                        **{name: row.get(name) for name in columns},
+                        "layer": documents[row["doc"]]["layer"],
+                    }
                     for row in report.sentences
                     if row["split"] == split
                 ],
@@ -381,6 +668,9 @@ def summary_tables(report: CheckReport) -> str:
         "### Labels by split",
         crosstab("split", lambda r: r["split"]),
         "",
+        "### Labels by layer and split",
+        crosstab("layer / split", lambda r: f"{meta(r, 'layer')} / {r['split']}"),
+        "",
         "### Labels by regime",
         crosstab("regime", lambda r: meta(r, "regime")),
         "",
@@ -398,6 +688,9 @@ def summary_tables(report: CheckReport) -> str:
         "| pattern | sentences |",
         "|---|---|",
         *(f"| {name} | {count} |" for name, count in hard.items()),
+        "",
+        "### Shortcuts (the limits they must hold are listed above the summary)",
+        shortcut_tables(measure_shortcuts(report)),
     ]
     return "\n".join(lines)
 
@@ -446,9 +739,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", type=Path, default=CARD_PATH, help="dataset card to update")
     parser.add_argument("--no-card", action="store_true", help="do not rewrite the dataset card")
     parser.add_argument("--quiet", action="store_true", help="print errors and counts only")
+    parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="skip the shortcut limits (for a small dataset that is not the project's)",
+    )
     args = parser.parse_args(argv)
     try:
-        report = check_dataset(args.sentences, args.documents, args.lexicon, args.seeds)
+        report = check_dataset(
+            args.sentences, args.documents, args.lexicon, args.seeds, limits=not args.no_limits
+        )
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
