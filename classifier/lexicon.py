@@ -8,8 +8,9 @@ A lexicon is a UTF-8 TSV file whose first line is exactly
 `note` may be empty. All variants are compiled into one regular expression, once per lexicon,
 and `Lexicon.find` returns leftmost-longest, non-overlapping matches on word boundaries, as
 offsets into the text exactly as given. Matching ignores case, treats the typographic
-apostrophes ’ ʼ ‘ as ', and lets any run of whitespace, line breaks included, stand for a
-single space of a variant.
+apostrophes ’ ʼ ‘ as ', lets any run of whitespace, line breaks included, stand for a
+single space of a variant, and reads the text normalised (NFC, without soft hyphens or
+zero-width characters: `classifier.text`).
 
 Deliberately left out: stemming and lemmatisation (inflected forms are listed as variants),
 fuzzy matching, and any judgement of whether a match is used approvingly or reported.
@@ -20,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+from classifier.text import normalise_with_offsets
 
 HEADER = "term\tregime\tneutral\tvariants\tnote"
 FIELD_COUNT = len(HEADER.split("\t"))
@@ -56,7 +59,10 @@ class Lexicon:
     @classmethod
     def read(cls, path: str | Path) -> "Lexicon":
         """Read and validate a lexicon TSV file; raise LexiconError at the first problem."""
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        try:
+            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as error:
+            raise LexiconError(f"{path}: expected UTF-8 text, found byte {error.start}") from None
         if not lines or lines[0] != HEADER:
             found = repr(lines[0]) if lines else "an empty file"
             raise LexiconError(f"{path}, line 1: expected the header {HEADER!r}, found {found}")
@@ -74,12 +80,21 @@ class Lexicon:
         return cls(entries)
 
     def find(self, text: str) -> list[Span]:
-        """Return every match of a variant in `text`, sorted by start and never overlapping."""
+        """Return every match of a variant in `text`, sorted by start and never overlapping.
+
+        Matching reads the text as `classifier.text.normalise` gives it (NFC, no soft
+        hyphens or zero-width characters), and the spans point back into `text` as given.
+        """
         if self._pattern is None:
             return []
+        normalised, starts, ends = normalise_with_offsets(text)
         return [
-            Span(match.start(), match.end(), self._term_of_key[" ".join(match.group().split())])
-            for match in self._pattern.finditer(_fold(text))
+            Span(
+                starts[match.start()],
+                ends[match.end() - 1],
+                self._term_of_key[" ".join(match.group().split())],
+            )
+            for match in self._pattern.finditer(_fold(normalised))
         ]
 
     def __len__(self) -> int:
