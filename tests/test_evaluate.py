@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from training.evaluate import compute_metrics, write_evaluation
+from training.evaluate import compute_metrics, expected_calibration_error, write_evaluation
 
 GOLD = ["neutral", "neutral", "quoted", "quoted", "adopted", "adopted"]
 PREDICTED = ["neutral", "quoted", "quoted", "quoted", "adopted", "neutral"]
@@ -49,7 +49,9 @@ def test_evaluation_writes_plot_report_and_misclassified(tmp_path):
     texts = [f"frase numero {i}" for i in range(len(GOLD))]
     ids = [f"s-{i}" for i in range(len(GOLD))]
     metrics = write_evaluation(tmp_path, "test", texts, ids, GOLD, probabilities)
+    assert metrics.pop("ece") == pytest.approx(expected_calibration_error(probabilities, GOLD))
     assert metrics == compute_metrics(GOLD, PREDICTED)
+    assert (tmp_path / "test_reliability.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "test_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert "adopted" in (tmp_path / "test_classification_report.txt").read_text()
     wrong = [json.loads(line) for line in (tmp_path / "test_misclassified.jsonl").open()]

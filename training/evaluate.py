@@ -2,9 +2,13 @@
 
 `compute_metrics` turns gold and predicted labels into the figures every run logs
 under the same names: accuracy, macro-F1, per-class precision / recall / F1, and the
-binary F1 of propaganda language (`quoted` or `adopted`) against `neutral`.
-`write_evaluation` writes the confusion-matrix plot, the classification report and
-the misclassified sentences into a folder. Nothing here knows about MLflow or models.
+binary view of propaganda language (`quoted` or `adopted`) against `neutral`: its F1,
+precision and recall, the neutral false-positive rate (`neutral_fpr`, the share of
+neutral sentences flagged) and the precision the flag would have at a real-world
+prevalence of 3% (`precision_at_3pct`, computed from recall and `neutral_fpr`).
+`write_evaluation` scores one view at the model's operating point and writes the
+confusion matrix, the reliability diagram, the classification report and the
+misclassified sentences into a folder. Nothing here knows about MLflow or models.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     precision_recall_fscore_support,
+    precision_score,
+    recall_score,
 )
 
-from classifier.scoring import LABELS
+from classifier.scoring import LABELS, decide
+
+CALIBRATION_BINS = 15  # the usual choice for expected calibration error
+# The prevalence at which the flag's precision is also reported: real outlets carry
+# propaganda language in a few sentences in a hundred.
+REAL_WORLD_PREVALENCE = 0.03
 
 
 def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
@@ -52,11 +63,20 @@ def compute_metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, 
         for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
             if not math.isnan(values[i]):
                 metrics[f"{name}_{label}"] = float(values[i])
-    metrics["propaganda_f1"] = f1_score(
-        [label != "neutral" for label in gold],
-        [label != "neutral" for label in predicted],
-        zero_division=0,
-    )
+    gold_flag = [label != "neutral" for label in gold]
+    flag = [label != "neutral" for label in predicted]
+    metrics["propaganda_f1"] = f1_score(gold_flag, flag, zero_division=0)
+    metrics["propaganda_precision"] = precision_score(gold_flag, flag, zero_division=0)
+    # The figure a newsroom feels first: the share of plain sentences flagged as propaganda.
+    flagged = [p for g, p in zip(gold_flag, flag, strict=True) if not g]
+    if flagged:
+        metrics["neutral_fpr"] = sum(flagged) / len(flagged)
+    if any(gold_flag):
+        metrics["propaganda_recall"] = recall_score(gold_flag, flag, zero_division=0)
+    if flagged and any(gold_flag):
+        metrics["precision_at_3pct"] = precision_at_prevalence(
+            metrics["propaganda_recall"], metrics["neutral_fpr"]
+        )
     return {name: float(value) for name, value in metrics.items()}
 
 
@@ -67,16 +87,23 @@ def write_evaluation(
     ids: Sequence[str],
     gold: Sequence[str],
     probabilities: np.ndarray,
+    threshold: float | None = None,
 ) -> dict[str, float]:
-    """Write the plot, report and errors of one split into `folder`; return its metrics."""
+    """Write the plots, report and errors of one view into `folder`; return its metrics.
+
+    Labels are decided at the operating point `threshold` (see `classifier.scoring.decide`);
+    `ece` measures the calibration of the probabilities themselves.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no screen on servers and CI
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    predicted = [LABELS[i] for i in probabilities.argmax(axis=1)]
+    predicted = decide(probabilities, threshold)
     metrics = compute_metrics(gold, predicted)
+    metrics["ece"] = expected_calibration_error(probabilities, gold)
+    reliability_diagram(probabilities, gold, folder / f"{split}_reliability.png", split)
 
     report = classification_report(gold, predicted, labels=list(LABELS), digits=3, zero_division=0)
     (folder / f"{split}_classification_report.txt").write_text(report, encoding="utf-8")
@@ -108,3 +135,74 @@ def write_evaluation(
             }
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return metrics
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, gold: list[str], bins: int = CALIBRATION_BINS
+) -> float:
+    """Top-label ECE: the gap between confidence and accuracy, averaged over confidence bins."""
+    confidence, correct = _confidence_and_correct(probabilities, gold)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(error)
+
+
+def reliability_diagram(
+    probabilities: np.ndarray, gold: list[str], path: Path, title: str,
+    bins: int = CALIBRATION_BINS,
+) -> None:  # fmt: skip
+    """Plot accuracy against confidence per bin (the diagonal is perfect calibration)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    confidence, correct = _confidence_and_correct(probabilities, gold)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    centres, accuracy, counts = [], [], []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            centres.append(confidence[inside].mean())
+            accuracy.append(correct[inside].mean())
+            counts.append(int(inside.sum()))
+    figure, axes = plt.subplots(figsize=(4.8, 4.2))
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    axes.scatter(centres, accuracy, s=[10 + 2 * c for c in counts], color="tab:blue")
+    axes.plot(centres, accuracy, color="tab:blue", linewidth=1)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence (top label)")
+    axes.set_ylabel("accuracy")
+    ece = expected_calibration_error(probabilities, gold, bins)
+    axes.set_title(f"{title}: ECE {ece:.3f}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def precision_at_prevalence(
+    recall: float, false_positive_rate: float, prevalence: float = REAL_WORLD_PREVALENCE
+) -> float:
+    """The flag's precision if propaganda language had `prevalence`, from recall and FPR.
+
+    Bayes' rule: of the flags, recall * prevalence are right and FPR * (1 - prevalence)
+    are false alarms. The evaluation sets are far richer in propaganda than real news,
+    so their own precision flatters the flag.
+    """
+    right = recall * prevalence
+    wrong = false_positive_rate * (1 - prevalence)
+    return right / (right + wrong) if right + wrong > 0 else 0.0
+
+
+def _confidence_and_correct(probabilities: np.ndarray, gold: list[str]):
+    probabilities = np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    gold_ids = np.array([LABELS.index(label) for label in gold])
+    return probabilities.max(axis=1), (predicted == gold_ids).astype(float)
