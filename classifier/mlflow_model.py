@@ -12,12 +12,9 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from classifier.api import unicode_problem
-from classifier.scoring import BUNDLE_ARTIFACT, load_scorer, probabilities_to_frame
-
-
-def usable(text) -> bool:
-    return isinstance(text, str) and bool(text.strip()) and not unicode_problem(text)
+from classifier.bundle import BUNDLE_ARTIFACT
+from classifier.scoring import load_scorer, probabilities_to_frame
+from classifier.text import text_problem
 
 
 class FramingModel(PythonModel):
@@ -35,10 +32,12 @@ class FramingModel(PythonModel):
             texts = model_input["text"].tolist()
         else:
             texts = list(model_input)
-        bad = [i for i, text in enumerate(texts) if not usable(text)]
-        if bad:
-            raise ValueError(f"rows {bad[:10]} are not non-empty strings of valid Unicode")
-        return probabilities_to_frame(self.scorer.predict_proba(texts))
+        problems = [(i, problem) for i, text in enumerate(texts) if (problem := text_problem(text))]
+        if problems:
+            shown = "; ".join(f"row {i}: {problem}" for i, problem in problems[:5])
+            more = f" (and {len(problems) - 5} more rows)" if len(problems) > 5 else ""
+            raise ValueError(f"{shown}{more}")
+        return probabilities_to_frame(self.scorer.predict_proba(texts), self.scorer.threshold)
 
 
 mlflow.models.set_model(FramingModel())

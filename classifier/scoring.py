@@ -1,18 +1,22 @@
 """Turn sentences into label probabilities with a trained model bundle.
 
-A *bundle* is the directory that training writes and MLflow stores as the model's
-artifact. It holds `classifier.json` (which family, which labels), the project's
-`lexicon.tsv`, and the weights: `pipeline.skops` for the baseline, a Hugging Face
-model directory for BERT. Both scorers answer `predict_proba(texts)` with one row
-per text and one column per label, in `LABELS` order.
+`load_scorer` reads a bundle (`classifier.bundle`, which verifies it first) and returns
+its scorer: the scikit-learn pipeline the baseline was trained as (TF-IDF + logistic
+regression), or a fine-tuned BERT. Both answer `logits(texts)` and
+`predict_proba(texts)` with one row per text and one column per label, in `LABELS`
+order, both read the text as `classifier.text.normalise` gives it, and both return
+*calibrated* probabilities: the logits are divided by the
+temperature that training fitted on dev (`temperature` in `classifier.json`) before the
+softmax. `decide` turns probabilities into labels at the model's operating point: a
+sentence is flagged as propaganda language when its probability of `neutral` is below
+the bundle's `threshold`, and a flagged sentence is `quoted` or `adopted`, whichever is
+more probable.
 
-The BERT scorer is the fast CPU path: it tokenizes once, sorts by token length,
-pads each batch only to its own longest sentence and runs under `torch.inference_mode`.
-By default it also computes in reduced precision: bf16 where the CPU does bf16
-natively (AVX512-BF16 or AMX), otherwise int8 dynamically quantised linear layers
-with per-channel weight scales; but only if training measured that precision within
+The BERT scorer tokenizes once, sorts by token length, pads each batch only to its own
+longest sentence and runs under `torch.inference_mode`. By default it computes in bf16
+where the CPU does bf16 natively (AVX512-BF16 or AMX) and training measured bf16 within
 `PRECISION_TOLERANCE` of fp32's macro-F1 on dev and test (`macro_f1_change` in the
-bundle's `classifier.json`); otherwise, and with `fast=False`, fp32.
+bundle); otherwise, and with `fast=False`, in fp32.
 
 Deliberately left out: input validation and spans (see `classifier.api`), and any
 training code (see `training/`).
@@ -20,7 +24,6 @@ training code (see `training/`).
 
 from __future__ import annotations
 
-import json
 import threading
 import warnings
 from collections.abc import Sequence
@@ -29,19 +32,17 @@ from typing import Protocol
 
 import numpy as np
 
-LABELS = ("neutral", "quoted", "adopted")
-FAMILIES = ("baseline", "bert")
-PRECISIONS = ("fp32", "bf16", "int8")
-BUNDLE_FILE = "classifier.json"
-LEXICON_FILE = "lexicon.tsv"
-PIPELINE_FILE = "pipeline.skops"
-BUNDLE_ARTIFACT = "bundle"  # the name of the bundle among the MLflow model's artifacts
-PYFUNC_MODEL_FILE = Path(__file__).with_name("mlflow_model.py")
-# The most macro-F1, on dev or on test, that a reduced precision may lose against fp32
-# before the fast path falls back to fp32 for that model.
+from classifier.bundle import LABELS, PIPELINE_FILE, BundleError, read_bundle
+from classifier.text import normalise
+
+PRECISIONS = ("fp32", "bf16")
+# The most macro-F1, on dev or on test, that bf16 may lose against fp32 before the
+# fast path keeps fp32 for that model.
 PRECISION_TOLERANCE = 0.01
+PYFUNC_MODEL_FILE = Path(__file__).with_name("mlflow_model.py")
 # The types a baseline pipeline is made of, beyond those skops trusts by default.
-# Loading refuses anything else, so a tampered file cannot run arbitrary code.
+# Loading refuses anything else, so a tampered pipeline.skops cannot run arbitrary code
+# (the bundle's hashes catch it first; this holds even for a rewritten classifier.json).
 TRUSTED_SKOPS_TYPES = (
     "sklearn.compose._column_transformer.ColumnTransformer",
     "sklearn.feature_extraction.text.TfidfVectorizer",
@@ -52,131 +53,136 @@ TRUSTED_SKOPS_TYPES = (
 )
 
 
-class BundleError(RuntimeError):
-    """A model bundle is missing, incomplete or of an unknown family."""
-
-
 class Scorer(Protocol):
     family: str
+    temperature: float  # logits are divided by it before the softmax (calibration)
+    threshold: float | None  # the operating point: flag when P(neutral) is below it
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def write_bundle_info(bundle_dir: Path, family: str, **extra) -> None:
-    """Write `classifier.json`, the file that tells `load_scorer` what the bundle holds."""
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    info = {"family": family, "labels": list(LABELS), **extra}
-    (Path(bundle_dir) / BUNDLE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of `logits / temperature`, computed stably."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exponentials = np.exp(scaled)
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
-def read_bundle_info(bundle_dir: Path) -> dict:
-    path = Path(bundle_dir) / BUNDLE_FILE
-    if not path.is_file():
-        raise BundleError(f"{bundle_dir} is not a model bundle: it has no {BUNDLE_FILE}")
-    info = json.loads(path.read_text(encoding="utf-8"))
-    if info.get("family") not in FAMILIES:
-        raise BundleError(f"{path}: expected family in {FAMILIES}, found {info.get('family')!r}")
-    if tuple(info.get("labels", ())) != LABELS:
-        raise BundleError(f"{path}: expected labels {list(LABELS)}, found {info.get('labels')}")
-    return info
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> list[str]:
+    """The label of each row at an operating point.
+
+    With a `threshold`, a row is flagged when P(neutral) < threshold and then labelled
+    `quoted` or `adopted`, whichever is more probable; otherwise it is `neutral`. Without
+    one, the most probable label.
+    """
+    probabilities = np.asarray(probabilities)
+    if threshold is None:
+        return [LABELS[i] for i in probabilities.argmax(axis=1)]
+    flagged = probabilities[:, 0] < threshold
+    propaganda = 1 + probabilities[:, 1:].argmax(axis=1)
+    return [LABELS[i] for i in np.where(flagged, propaganda, 0)]
 
 
-def probabilities_to_frame(probabilities: np.ndarray):
+def probabilities_to_frame(probabilities: np.ndarray, threshold: float | None = None):
     """The pyfunc output of every family: `label`, then one probability column per label."""
     import pandas as pd
 
     frame = pd.DataFrame(probabilities, columns=list(LABELS))
-    frame.insert(0, "label", [LABELS[i] for i in probabilities.argmax(axis=1)])
+    frame.insert(0, "label", decide(probabilities, threshold))
     return frame
 
 
 def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
-    """Load the scorer a bundle describes. `fast=False` keeps BERT in fp32."""
+    """Verify and load the scorer a bundle describes. `fast=False` keeps BERT in fp32."""
     bundle_dir = Path(bundle_dir)
-    info = read_bundle_info(bundle_dir)
+    info = read_bundle(bundle_dir)
     if info["family"] == "baseline":
-        return BaselineScorer.load(bundle_dir)
-    return BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
+        scorer = BaselineScorer.load(bundle_dir)
+    else:
+        scorer = BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
+    scorer.temperature = float(info.get("temperature", 1.0))
+    scorer.threshold = info.get("threshold")
+    return scorer
 
 
-def native_precision() -> str:
-    """The reduced precision this CPU computes fast: bf16 if native, else int8.
-
-    bf16 on a CPU without native support is emulated and slower than fp32, which is
-    why this is decided per machine rather than once for all.
-    """
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively. Emulated bf16 is slower than fp32, which
+    is why this is decided per machine rather than once for all."""
     import torch
 
-    native = [getattr(torch.cpu, name, lambda: False)() for name in
-              ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]  # fmt: skip
-    return "bf16" if any(native) else "int8"
+    return any(getattr(torch.cpu, name, lambda: False)() for name in
+               ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))  # fmt: skip
 
 
 def fast_precision(info: dict) -> str:
     """The precision `fast=True` scores a BERT bundle in, given its `classifier.json`.
 
-    This CPU's native reduced precision where training measured it within
+    bf16 where this CPU has it natively and training measured it within
     `PRECISION_TOLERANCE` of fp32's macro-F1 on both dev and test; fp32 where it lost
     more, or where it was never measured: the fast path must not change the results.
     """
-    precision = native_precision()
-    changes = info.get("macro_f1_change", {}).get(precision)
-    if not changes or min(changes.values()) < -PRECISION_TOLERANCE:
+    changes = info.get("macro_f1_change", {}).get("bf16")
+    if not native_bf16() or not changes or min(changes.values()) < -PRECISION_TOLERANCE:
         return "fp32"
-    return precision
+    return "bf16"
 
 
 class BaselineScorer:
-    """TF-IDF + logistic regression, serialised with skops (no pickle).
-
-    The TF-IDF features are computed by `classifier.features`, which gives scikit-learn's
-    matrix several times faster; `fast_features` is False for a pipeline it cannot
-    compile, which then scores through scikit-learn alone.
-    """
+    """The TF-IDF + logistic regression pipeline as trained, serialised with skops (no pickle)."""
 
     family = "baseline"
+    temperature = 1.0
+    threshold = None
 
     def __init__(self, pipeline):
-        from classifier.features import compile_features
-
         self.pipeline = pipeline
         # The pipeline's own class order is alphabetical; map it onto LABELS once.
         self._columns = [list(pipeline.classes_).index(label) for label in LABELS]
-        steps = len(pipeline.steps) if hasattr(pipeline, "steps") else 0
-        self._features = compile_features(pipeline[0]) if steps == 2 else None
-        self.fast_features = self._features is not None
 
     @classmethod
     def load(cls, bundle_dir: Path) -> BaselineScorer:
         import skops.io
 
         path = bundle_dir / PIPELINE_FILE
-        if not path.is_file():
-            raise BundleError(f"{bundle_dir} is a baseline bundle without {PIPELINE_FILE}")
-        untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_SKOPS_TYPES)
-        if untrusted:
-            raise BundleError(f"{path} holds types this project never saves: {sorted(untrusted)}")
-        return cls(skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES)))
+        try:
+            untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_SKOPS_TYPES)
+            if untrusted:
+                raise BundleError(
+                    f"{path} holds types this project never saves: {sorted(untrusted)}"
+                )
+            return cls(skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES)))
+        except BundleError:
+            raise
+        except Exception as error:  # skops raises whatever its zip and JSON readers raise
+            raise BundleError(
+                f"{path}: cannot load the pipeline ({type(error).__name__}: {error})"
+            ) from None
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """The logistic regression's decision function, one column per label in LABELS order."""
         import pandas as pd
 
         if not texts:
             return np.zeros((0, len(LABELS)))
-        if self._features is None:
-            # Object dtype: pandas' default string storage cannot hold lone surrogates.
-            frame = pd.DataFrame({"text": pd.Series(list(texts), dtype=object)})
-            probabilities = self.pipeline.predict_proba(frame)
-        else:
-            probabilities = self.pipeline[-1].predict_proba(self._features(texts))
-        return probabilities[:, self._columns]
+        # Object dtype: pandas' default string storage cannot hold lone surrogates.
+        frame = pd.DataFrame({"text": pd.Series([normalise(t) for t in texts], dtype=object)})
+        return self.pipeline.decision_function(frame)[:, self._columns]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        # A multinomial logistic regression's probabilities are the softmax of its
+        # decision function, so the temperature applies exactly as for BERT.
+        return softmax(self.logits(texts), self.temperature)
 
 
 class BertScorer:
     """A fine-tuned sequence classifier, scored in length-sorted, dynamically padded batches."""
 
     family = "bert"
+    temperature = 1.0
+    threshold = None
 
     def __init__(
         self,
@@ -186,23 +192,23 @@ class BertScorer:
         batch_size: int = 32,
     ):
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model_dir = Path(model_dir)
         self.precision = precision
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(self.model_dir)
-        labels = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
-        if labels != LABELS:
-            raise BundleError(f"{self.model_dir}: expected id2label {LABELS}, found {labels}")
+        try:
+            self.tokenizer, model = load_bert(self.model_dir)
+        except BundleError:
+            raise
+        except Exception as error:  # safetensors, JSON and torch each raise their own
+            raise BundleError(
+                f"{self.model_dir}: cannot load the model ({type(error).__name__}: {error})"
+            ) from None
         model.eval()
         if precision == "bf16":
             model = model.to(torch.bfloat16)
-        elif precision == "int8":
-            model = quantize_linear_layers(model)
         self.model = model
         # Truncate only where the model has no position embedding left, not at the
         # training length: a long sentence loses nothing the model could have read.
@@ -214,13 +220,16 @@ class BertScorer:
         self._tokenizer_lock = threading.Lock()
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts), self.temperature)
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        probabilities = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
+        logits = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
         if not texts:
-            return probabilities
+            return logits
         with self._tokenizer_lock:
-            encoded = self.tokenizer(list(texts), truncation=False)["input_ids"]
+            encoded = self.tokenizer([normalise(t) for t in texts], truncation=False)["input_ids"]
         too_long = [i for i, ids in enumerate(encoded) if len(ids) > self.max_length]
         if too_long:
             warnings.warn(
@@ -240,25 +249,25 @@ class BertScorer:
                     features = self.tokenizer.pad(
                         {"input_ids": [input_ids[i] for i in batch]}, return_tensors="pt"
                     )
-                logits = self.model(**features).logits
-                probabilities[batch] = torch.softmax(logits.float(), dim=-1).numpy()
-        return probabilities
+                logits[batch] = self.model(**features).logits.float().numpy()
+        return logits
 
 
-def quantize_linear_layers(model):
-    """Int8 dynamic quantisation of every `nn.Linear`, weights scaled per output channel.
+def load_bert(model_dir: Path):
+    """The tokenizer and the sequence classifier of a BERT bundle, checked against each other."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    Per-channel scales keep macro-F1 close to fp32 where one scale per tensor (the
-    default) lost 0.03 on MiniLM; speed is the same.
-    """
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        # torch 2.13 announces the future removal of quantised tensors once per
-        # layer; one note in the README replaces a hundred identical warnings here.
-        warnings.filterwarnings("ignore", message=r".*quantiz.*deprecated", category=UserWarning)
-        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+    config = AutoConfig.from_pretrained(model_dir)
+    labels = tuple(config.id2label.get(i) for i in range(config.num_labels))
+    if labels != LABELS:
+        raise BundleError(f"{model_dir}: expected id2label {LABELS}, found {labels}")
+    model_class = AutoModelForSequenceClassification
+    if "MeanPoolingBertForSequenceClassification" in (config.architectures or ()):
+        from classifier.modeling import MeanPoolingBertForSequenceClassification as model_class
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if len(tokenizer) > config.vocab_size:
+        raise BundleError(
+            f"{model_dir}: expected a tokenizer of at most {config.vocab_size} tokens (the "
+            f"model's vocabulary), found {len(tokenizer)}"
         )
+    return tokenizer, model_class.from_pretrained(model_dir)

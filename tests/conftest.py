@@ -1,25 +1,56 @@
 """Shared fixtures: the hand-written fixture data, a private MLflow store, a tiny BERT.
 
-Nothing here touches the network or the project's own `mlruns/`.
+Nothing here touches the network or the project's own `mlruns/`. The offline switches
+are set here, before anything is imported: `huggingface_hub` reads them once, at import.
+A guard fails any test that opens a socket to a non-loopback address.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import string
-from pathlib import Path
+import os
 
-import pytest
+os.environ.update(
+    {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+)
+
+import ipaddress  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import string  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
+_connect = socket.socket.connect
+
+
+def _loopback_only(sock, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise AssertionError(f"a test opened a connection to {address}: tests stay offline")
+    return _connect(sock, address)
+
+
+socket.socket.connect = _loopback_only
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every test runs as if the model hub were unreachable."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+def private_cache(tmp_path_factory, monkeypatch):
+    """Downloads and alias resolutions go to a per-session cache, never to ~/.cache."""
+    monkeypatch.setenv("FRAMING_CLASSIFIER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture
@@ -131,7 +162,11 @@ def trained_store(tmp_path_factory, tiny_bert) -> str:
     try:
         data_config = DataConfig(FIXTURES / "sentences.jsonl", FIXTURES / "lexicon.tsv")
         baseline.train(data_config, baseline.BaselineConfig(c_values=[10.0]))
-        bert.train(data_config, bert.FineTuneConfig(model=str(tiny_bert), epochs=1, batch_size=8))
+        bert.train(
+            data_config,
+            bert.RecipeConfig(model=str(tiny_bert)),
+            bert.FineTuneArguments(num_train_epochs=1, per_device_train_batch_size=8),
+        )
     finally:
         if previous is None:
             del os.environ["MLFLOW_TRACKING_URI"]
@@ -144,5 +179,8 @@ def trained_store(tmp_path_factory, tiny_bert) -> str:
 
 @pytest.fixture
 def use_trained_store(trained_store, monkeypatch) -> str:
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_store)
+    mlflow.set_tracking_uri(trained_store)  # for tests that call MLflow themselves
     return trained_store

@@ -30,10 +30,9 @@ def test_training_logs_the_run_contract(fixture_dir, tracking_store):
     assert run.data.tags["labels_sha256"] and run.data.tags["git_commit"]
     assert run.data.params["baseline.c_values"] == "[1.0, 10.0]"
     assert run.data.params["data.labels"].endswith("sentences.jsonl")
-    for split in ("dev", "test", "test_seeds"):
-        assert {f"{split}_{name}" for name in ("accuracy", "macro_f1", "propaganda_f1")} <= set(
-            run.data.metrics
-        )
+    for view in ("dev", "test", "test_seeds", "realistic_dev", "realistic_test"):
+        names = ("accuracy", "macro_f1", "propaganda_f1", "neutral_fpr")
+        assert {f"{view}_{name}" for name in names} <= set(run.data.metrics)
     for split in ("dev", "test"):
         assert {f"{split}_{name}" for name in SPLIT_METRICS} <= set(run.data.metrics)
     inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
@@ -100,7 +99,7 @@ def test_interrupted_training_is_killed_and_registers_nothing(
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(baseline, "log_evaluation", interrupt)
+    monkeypatch.setattr(baseline, "evaluate_at_operating_point", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train_fixture(fixture_dir, c_values=[1.0])
     client = MlflowClient(tracking_store)

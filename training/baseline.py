@@ -12,31 +12,29 @@ cannot tell quoted from adopted, and the point of a baseline is to be plain).
 
 from __future__ import annotations
 
-import shutil
+import logging
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier.scoring import (
-    BUNDLE_ARTIFACT,
-    LABELS,
-    LEXICON_FILE,
-    PIPELINE_FILE,
-    BaselineScorer,
-    write_bundle_info,
-)
+from classifier.bundle import BUNDLE_ARTIFACT, LABELS, PIPELINE_FILE, write_bundle
+from classifier.scoring import BaselineScorer
+from classifier.text import normalise
+from training.calibration import OperatingPointConfig
 from training.data import ConfigError, DataConfig, read_splits
 from training.tracking import (
     TrainedModel,
+    evaluate_at_operating_point,
     log_and_register,
-    log_evaluation,
     peak_memory_mb,
     pinned_requirements,
     run_command,
     training_run,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,8 +91,12 @@ def build_pipeline(config: BaselineConfig, c: float):
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
-def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
-    """Search, fit, evaluate, log and register one baseline."""
+def train(
+    data_config: DataConfig,
+    config: BaselineConfig,
+    operating: OperatingPointConfig | None = None,
+) -> TrainedModel:
+    """Search, fit, calibrate, evaluate, log and register one baseline."""
     import mlflow
     import pandas as pd
     import skops.io
@@ -102,17 +104,23 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
     from training.evaluate import compute_metrics
 
     splits = read_splits(data_config.labels)
-    frames = {split: pd.DataFrame({"text": list(splits[split]["text"])}) for split in splits}
+    # The scorer reads normalised text (classifier.text); the pipeline is fit on the same.
+    frames = {
+        split: pd.DataFrame({"text": [normalise(t) for t in splits[split]["text"]]})
+        for split in splits
+    }
     gold = {split: [LABELS[i] for i in splits[split]["label"]] for split in splits}
 
-    with training_run("baseline", [data_config, config], splits, data_config.labels) as run:
+    operating = operating or OperatingPointConfig()
+    configs = [data_config, config, operating]
+    with training_run("baseline", configs, splits, data_config.labels) as run:
         started = time.perf_counter()
         search = []
         for c in config.c_values:
             pipeline = build_pipeline(config, c).fit(frames["train"], gold["train"])
             score = compute_metrics(gold["dev"], list(pipeline.predict(frames["dev"])))["macro_f1"]
             search.append((score, -c, pipeline))
-            print(f"C={c:<6g} dev macro-F1 {score:.4f}")
+            log.info("C=%-6g dev macro-F1 %.4f", c, score)
         # Ties go to the stronger regularisation (smaller C).
         best_score, best_negative_c, pipeline = max(search, key=lambda item: item[:2])
         train_seconds = time.perf_counter() - started
@@ -122,8 +130,8 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
             artifact_file="search/c_grid.json",
         )
 
-        predict_proba = BaselineScorer(pipeline).predict_proba  # as users will score it
-        metrics = log_evaluation(predict_proba, splits)
+        scorer = BaselineScorer(pipeline)  # as users will score it
+        point, metrics = evaluate_at_operating_point(scorer, splits, operating, data_config.lexicon)
         mlflow.log_metrics(
             {
                 "train_seconds": train_seconds,
@@ -134,25 +142,32 @@ def train(data_config: DataConfig, config: BaselineConfig) -> TrainedModel:
             bundle = Path(folder) / BUNDLE_ARTIFACT
             bundle.mkdir()
             skops.io.dump(pipeline, bundle / PIPELINE_FILE)
-            shutil.copy(data_config.lexicon, bundle / LEXICON_FILE)
-            write_bundle_info(bundle, "baseline", c=-best_negative_c)
+            write_bundle(
+                bundle, "baseline", data_config.lexicon, c=-best_negative_c, **point._asdict()
+            )
             version = log_and_register(
                 bundle,
                 "baseline",
                 list(splits["dev"]["text"][:3]),
                 pinned_requirements("mlflow", "scikit-learn", "skops", "pandas", "numpy"),
-                predict_proba,
+                scorer,
             )
-    print(
-        f"baseline C={-best_negative_c:g}: dev macro-F1 {metrics['dev_macro_f1']:.3f}, "
-        f"test macro-F1 {metrics['test_macro_f1']:.3f}, trained in {train_seconds:.1f}s; "
-        f"registered as version {version}"
-    )
-    return TrainedModel(version, run.info.run_id, predict_proba)
+    log.info(
+        "baseline C=%g: dev macro-F1 %.3f, test macro-F1 %.3f, test neutral FPR %.3f, trained "
+        "in %.1fs; registered as version %s",
+        -best_negative_c, metrics["dev_macro_f1"], metrics["test_macro_f1"],
+        metrics.get("test_neutral_fpr", float("nan")), train_seconds, version,
+    )  # fmt: skip
+    return TrainedModel(version, run.info.run_id, scorer.predict_proba)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(train, [DataConfig, BaselineConfig], "python -m training.baseline", argv)
+    return run_command(
+        train,
+        [DataConfig, BaselineConfig, OperatingPointConfig],
+        "python -m training.baseline",
+        argv,
+    )
 
 
 if __name__ == "__main__":

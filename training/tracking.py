@@ -2,19 +2,24 @@
 
 `training_run` opens the run and logs what describes it before any training: the
 whole configuration as params, the data splits as run inputs with their digests, and
-tags for the family, the git commit and the labels file's hash. `log_evaluation`
-logs the same metric names and artifacts for every family (on `dev`, `test` and the
-seed-article part of `test`), and `log_and_register` logs the model bundle once as a
-models-from-code pyfunc and registers it under the project's one model name.
+tags for the family, the git commit and the labels file's hash.
+`evaluate_at_operating_point` calibrates a trained scorer and chooses its threshold on
+dev (`training.calibration`), then logs the same metric names and artifacts for every
+family: `<view>_<metric>` for each evaluation view (`dev`, `test`, `test_seeds`,
+`realistic_dev`, `realistic_test`) and the behavioural probes (`training.probes`).
+`log_and_register` logs the model bundle once as a models-from-code pyfunc, registers
+it under the project's one model name and moves the aliases it earns
+(`classifier.store.promote`).
 
-An interrupted training (Ctrl-C) ends its run as KILLED and registers nothing.
+An interrupted training (Ctrl-C, SIGTERM) ends its run as KILLED and registers nothing.
 Deliberately left out: how a family trains or predicts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import logging
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,23 +31,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from classifier.scoring import (
-    BUNDLE_ARTIFACT,
-    LABELS,
-    PYFUNC_MODEL_FILE,
-    probabilities_to_frame,
-)
+from classifier.bundle import BUNDLE_ARTIFACT, file_sha256
+from classifier.scoring import PYFUNC_MODEL_FILE, probabilities_to_frame
 from classifier.store import (
     EXPERIMENT_NAME,
     FAMILY_TAG,
+    LABELS_TAG,
     REGISTERED_MODEL_NAME,
     default_store_dir,
+    promote,
     tracking_uri,
 )
 from training.data import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_SUBSET = "test_seeds"
+log = logging.getLogger(__name__)
 
 
 class TrainedModel(NamedTuple):
@@ -88,10 +91,6 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def git_commit() -> str:
     try:
         commit = subprocess.run(
@@ -108,17 +107,21 @@ def git_commit() -> str:
 
 @contextmanager
 def training_run(family: str, configs: list, splits, labels_path: Path) -> Iterator:
-    """Open the family's run with its params, inputs and tags; close it as it ended."""
+    """Open the family's run with its params, inputs and tags; close it as it ended.
+
+    Ctrl-C and SIGTERM (a CI timeout, `kill`, a closed terminal) end it as KILLED.
+    """
     import mlflow
 
     configure_tracking()
     run = mlflow.start_run(run_name=f"{family}-{time.strftime('%Y%m%d-%H%M%S')}")
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         mlflow.set_tags(
             {
                 FAMILY_TAG: family,
                 "git_commit": git_commit(),
-                "labels_sha256": file_sha256(labels_path),
+                LABELS_TAG: file_sha256(labels_path),
             }
         )
         mlflow.log_params(config_params(*configs))
@@ -128,7 +131,7 @@ def training_run(family: str, configs: list, splits, labels_path: Path) -> Itera
             )
             mlflow.log_input(source, context=split)
         yield run
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         mlflow.end_run(status="KILLED")
         raise
     except BaseException:
@@ -136,40 +139,99 @@ def training_run(family: str, configs: list, splits, labels_path: Path) -> Itera
         raise
     else:
         mlflow.end_run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def log_evaluation(predict_proba: Callable[[list[str]], np.ndarray], splits) -> dict[str, float]:
-    """Score dev and test, log `<split>_<metric>` for dev, test and test_seeds, and artifacts."""
+class Terminated(BaseException):
+    """The process received SIGTERM; raised where it was, so every `finally` runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def evaluation_views(splits) -> dict[str, tuple[str, list[int]]]:
+    """The named subsets every run is evaluated on: view name -> (split, row indices).
+
+    `dev` and `test` whole; `test_seeds`, the real seed articles; `realistic_dev` and
+    `realistic_test`, the realistic layer's documents on their own.
+    """
+    views = {}
+    for split in ("dev", "test"):
+        rows = splits[split]
+        views[split] = (split, list(range(len(rows))))
+        layers = rows.features["layer"].int2str(list(rows["layer"]))
+        for layer, name in (("realistic", f"realistic_{split}"), ("seed", f"{split}_seeds")):
+            views[name] = (split, [i for i, found in enumerate(layers) if found == layer])
+    return {name: view for name, view in views.items() if view[1]}
+
+
+def log_evaluation(
+    predict_proba: Callable[[list[str]], np.ndarray], splits, threshold: float | None = None
+) -> dict[str, float]:
+    """Score dev and test at the operating point; log `<view>_<metric>` for every view."""
     import mlflow
 
     from training.evaluate import write_evaluation
 
     logged = {}
+    probabilities = {split: predict_proba(list(splits[split]["text"])) for split in ("dev", "test")}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        for split in ("dev", "test"):
-            texts, ids = list(splits[split]["text"]), list(splits[split]["id"])
-            gold = [LABELS[i] for i in splits[split]["label"]]
-            probabilities = predict_proba(texts)
-            parts = {split: np.arange(len(gold))}
-            if split == "test":
-                sources = splits[split]["source"]
-                seeds = [i for i, source in enumerate(sources) if source != "authored"]
-                if seeds:
-                    parts[SEED_SUBSET] = np.array(seeds)
-            for name, rows in parts.items():
-                metrics = write_evaluation(
-                    folder,
-                    name,
-                    [texts[i] for i in rows],
-                    [ids[i] for i in rows],
-                    [gold[i] for i in rows],
-                    probabilities[rows],
-                )
-                logged.update({f"{name}_{metric}": value for metric, value in metrics.items()})
+        for name, (split, rows) in evaluation_views(splits).items():
+            data = splits[split]
+            texts, ids = list(data["text"]), list(data["id"])
+            gold = data.features["label"].int2str(list(data["label"]))
+            metrics = write_evaluation(
+                folder,
+                name,
+                [texts[i] for i in rows],
+                [ids[i] for i in rows],
+                [gold[i] for i in rows],
+                probabilities[split][rows],
+                threshold,
+            )
+            logged.update({f"{name}_{metric}": value for metric, value in metrics.items()})
         mlflow.log_metrics(logged)
         mlflow.log_artifacts(str(folder), artifact_path="evaluation")
     return logged
+
+
+def evaluate_at_operating_point(scorer, splits, config, lexicon_path: Path) -> tuple:
+    """Calibrate `scorer` and choose its threshold on dev, then log every evaluation.
+
+    Returns the operating point (set on `scorer` too) and the logged metrics: each view's
+    figures at the operating point, the ECE before calibration, and the probes.
+    """
+    import mlflow
+
+    from classifier.lexicon import Lexicon
+    from classifier.scoring import decide
+    from training.calibration import fit_operating_point
+    from training.evaluate import expected_calibration_error
+    from training.probes import held_out_rows, log_probes, run_probes
+
+    uncalibrated = {
+        f"{split}_ece_uncalibrated": expected_calibration_error(
+            scorer.predict_proba(list(splits[split]["text"])),
+            splits[split].features["label"].int2str(list(splits[split]["label"])),
+        )
+        for split in ("dev", "test")
+    }
+    point = fit_operating_point(scorer, splits["dev"], config)
+    mlflow.log_params(
+        {"derived.temperature": point.temperature, "derived.threshold": point.threshold}
+    )
+    metrics = {**uncalibrated, **log_evaluation(scorer.predict_proba, splits, point.threshold)}
+    mlflow.log_metrics(uncalibrated)
+    results = run_probes(
+        lambda texts: decide(scorer.predict_proba(texts), point.threshold),
+        held_out_rows(splits),
+        Lexicon.read(lexicon_path),
+    )
+    metrics.update(log_probes(results))
+    return point, metrics
 
 
 def pinned_requirements(*packages: str) -> list[str]:
@@ -184,7 +246,7 @@ def log_and_register(
     family: str,
     example_texts: list[str],
     requirements: list[str],
-    predict_proba: Callable[[list[str]], np.ndarray],
+    scorer,
 ):
     """Log the bundle as the run's one model and register it; return the model version."""
     import mlflow
@@ -195,7 +257,7 @@ def log_and_register(
     examples = pd.DataFrame({"text": example_texts})
     # The signature's output example comes from the scorer already in memory, the one
     # the pyfunc model serves by default; the bundle is not loaded again for it.
-    outputs = probabilities_to_frame(predict_proba(example_texts))
+    outputs = probabilities_to_frame(scorer.predict_proba(example_texts), scorer.threshold)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_MODEL_FILE),
@@ -207,6 +269,8 @@ def log_and_register(
     )
     version = info.registered_model_version
     MlflowClient().set_model_version_tag(REGISTERED_MODEL_NAME, str(version), FAMILY_TAG, family)
+    for message in promote(str(version), family):
+        log.info(message)
     return version
 
 
@@ -214,17 +278,18 @@ def run_command(train: Callable, config_types: list[type], prog: str, argv, user
     """The command line of a training module: options from its config dataclasses, then train.
 
     A user mistake (a bad option, broken data, an unusable checkpoint) prints one line and
-    exits 2; Ctrl-C exits 130 after `training_run` has marked the run KILLED.
+    exits 2; Ctrl-C exits 130 and SIGTERM 143, after `training_run` has marked the run KILLED.
     """
     from transformers import HfArgumentParser
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = HfArgumentParser(config_types, prog=prog)
     try:
         train(*parser.parse_args_into_dataclasses(args=argv))
     except (ConfigError, DataError, *user_errors) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         print("interrupted: the run is marked KILLED and nothing was registered", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     return 0
