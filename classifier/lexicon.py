@@ -2,9 +2,10 @@
 
 A lexicon is a UTF-8 TSV file whose first line is exactly
 
-    term<TAB>regime<TAB>neutral<TAB>variants<TAB>note
+    term<TAB>regime<TAB>neutral<TAB>variants<TAB>kind<TAB>note
 
 `variants` lists the surface forms to match, separated by "|", the term itself among them;
+`kind` is one of `KINDS` (a term, a euphemism, a narrative phrase, an honorific, a slogan);
 `note` may be empty. All variants are compiled into one regular expression, once per lexicon,
 and `Lexicon.find` returns leftmost-longest, non-overlapping matches on word boundaries, as
 offsets into the text exactly as given. Matching ignores case, treats the typographic
@@ -24,8 +25,10 @@ from typing import NamedTuple
 
 from classifier.text import normalise_with_offsets
 
-HEADER = "term\tregime\tneutral\tvariants\tnote"
+HEADER = "term\tregime\tneutral\tvariants\tkind\tnote"
 FIELD_COUNT = len(HEADER.split("\t"))
+KINDS = ("term", "euphemism", "narrative phrase", "honorific", "slogan")
+HEADER_WITHOUT_KIND = "term\tregime\tneutral\tvariants\tnote"  # the format before `kind`
 APOSTROPHE_TABLE = str.maketrans({"’": "'", "ʼ": "'", "‘": "'"})
 END = ""  # marks, inside the trie of variants, a node where a variant ends
 
@@ -43,6 +46,7 @@ class LexiconEntry:
     neutral: str
     variants: tuple[str, ...]
     note: str
+    kind: str = "term"
 
 
 class LexiconError(ValueError):
@@ -63,13 +67,17 @@ class Lexicon:
             lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as error:
             raise LexiconError(f"{path}: expected UTF-8 text, found byte {error.start}") from None
-        if not lines or lines[0] != HEADER:
+        if not lines or lines[0] not in (HEADER, HEADER_WITHOUT_KIND):
             found = repr(lines[0]) if lines else "an empty file"
             raise LexiconError(f"{path}, line 1: expected the header {HEADER!r}, found {found}")
         entries = []
         locations = []
         for line_number, line in enumerate(lines[1:], start=2):
             if line.strip():
+                if lines[0] == HEADER_WITHOUT_KIND:
+                    # Models trained before the kind column ship such a lexicon.
+                    first, note = line.rsplit("\t", 1) if line.count("\t") == 4 else (line, "")
+                    line = f"{first}\tterm\t{note}"
                 locations.append(f"{path}, line {line_number}")
                 entries.append(_parse_entry(line, locations[-1]))
         _map_variants_to_terms(entries, locations)
@@ -110,9 +118,11 @@ def _parse_entry(line: str, location: str) -> LexiconEntry:
     if len(fields) != FIELD_COUNT:
         raise LexiconError(
             f"{location}: expected {FIELD_COUNT} tab-separated fields "
-            f"(term, regime, neutral, variants, note), found {len(fields)}: {line!r}"
+            f"(term, regime, neutral, variants, kind, note), found {len(fields)}: {line!r}"
         )
-    term, regime, neutral, variants_field, note = fields
+    term, regime, neutral, variants_field, kind, note = fields
+    if kind not in KINDS:
+        raise LexiconError(f"{location}: expected kind in {list(KINDS)}, found {kind!r}")
     for name, value in (("term", term), ("regime", regime), ("variants", variants_field)):
         if not value:
             raise LexiconError(f"{location}: expected a non-empty {name}, found an empty field")
@@ -126,7 +136,7 @@ def _parse_entry(line: str, location: str) -> LexiconEntry:
         raise LexiconError(
             f"{location}: expected the term {term!r} among its variants, found {variants_field!r}"
         )
-    return LexiconEntry(term, regime, neutral, variants, note)
+    return LexiconEntry(term, regime, neutral, variants, note, kind)
 
 
 def _fold(text: str) -> str:

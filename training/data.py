@@ -328,13 +328,20 @@ def check_dataset(
     lexicon = Lexicon.read(lexicon_path)
     unmatched = collections.Counter()
     for row in report.sentences:
+        row["spans"] = lexicon.find(row["text"])
         if row["label"] == "neutral":
-            for span in lexicon.find(row["text"]):
+            for span in row["spans"]:
                 report.warnings.append(
                     f"{row['id']} (line {row['line']}) is neutral but contains the lexicon term "
                     f"{row['text'][span.start : span.end]!r}: re-read it"
                 )
         unmatched.update(normalise(term) for term in row["terms"] if not lexicon.find(term))
+    for term, (neutral, total) in sorted(lexicon_neutral_counts(report.sentences).items()):
+        if neutral >= LEXICON_REVIEW_COUNT and neutral / total >= LEXICON_REVIEW_SHARE:
+            report.warnings.append(
+                f"lexicon entry {term!r} matches {neutral} neutral sentences of {total}: review "
+                "whether it is mostly ordinary Italian"
+            )
     if unmatched:
         # One line, not hundreds: a missing lexicon row is a to-do, not a labelling error.
         common = ", ".join(f"{term!r} ({count})" for term, count in unmatched.most_common(8))
@@ -419,6 +426,10 @@ COUNTER_EXAMPLES = {
     ),
 }
 LONG_SENTENCE = 25  # words; 42% of real neutral news sentences reach it
+# A lexicon entry is flagged for review when this many neutral sentences match it, and at
+# least this share of all the sentences it matches: it may be ordinary Italian.
+LEXICON_REVIEW_COUNT = 3
+LEXICON_REVIEW_SHARE = 0.25
 SHORTCUT_LIMITS = {
     "min_neutral_share": 0.62,
     "min_ordinary_word_count": 25,
@@ -439,11 +450,10 @@ SHORTCUT_LIMITS = {
 def measure_shortcuts(report: CheckReport) -> dict:
     """The shortcut measures of a checked dataset, as plain numbers (see `SHORTCUT_LIMITS`)."""
     rows, docs = report.sentences, report.documents
-    lexicon = report.lexicon
     cues = {
         "quote marks": lambda r: bool(QUOTE_MARKS.search(r["text"])),
         "attribution verb": lambda r: bool(ATTRIBUTION.search(r["text"])),
-        "lexicon term": lambda r: bool(lexicon and lexicon.find(r["text"])),
+        "lexicon term": lambda r: bool(r.get("spans")),  # found by check_dataset
         f"{LONG_SENTENCE}+ words": lambda r: len(r["text"].split()) >= LONG_SENTENCE,
         "’ apostrophe": lambda r: "’" in r["text"],
     }
@@ -576,6 +586,16 @@ def shortcut_tables(measures: dict) -> str:
     return "\n".join(lines)
 
 
+def lexicon_neutral_counts(rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """For each lexicon entry that matches: (neutral sentences matched, sentences matched)."""
+    neutral, total = collections.Counter(), collections.Counter()
+    for row in rows:
+        for term in {span.term for span in row.get("spans", ())}:
+            total[term] += 1
+            neutral[term] += row["label"] == "neutral"
+    return {term: (neutral[term], total[term]) for term in total}
+
+
 def read_splits(path: Path = SENTENCES_PATH):
     """The labelled sentences as a `datasets.DatasetDict` (train, dev, test).
 
@@ -691,7 +711,37 @@ def summary_tables(report: CheckReport) -> str:
         "",
         "### Shortcuts (the limits they must hold are listed above the summary)",
         shortcut_tables(measure_shortcuts(report)),
+        "",
+        "### Lexicon entries that match neutral sentences",
+        lexicon_table(report),
     ]
+    return "\n".join(lines)
+
+
+def lexicon_table(report: CheckReport) -> str:
+    """How often each lexicon entry matches neutral sentences, and the lexicon's coverage."""
+    rows = report.sentences
+    counts = lexicon_neutral_counts(rows)
+    flagged = [(term, neutral, total) for term, (neutral, total) in counts.items() if neutral]
+    flagged.sort(key=lambda item: (-item[1], item[0]))
+    coverage = {
+        label: sum(bool(r.get("spans")) for r in rows if r["label"] == label)
+        / max(sum(r["label"] == label for r in rows), 1)
+        for label in LABELS
+    }
+    lines = [
+        f"{len(counts)} of {len(report.lexicon or ())} entries match the data. Sentences with "
+        "a lexicon match: "
+        + ", ".join(f"{coverage[label]:.1%} of {label}" for label in LABELS)
+        + f". Entries are flagged for review at {LEXICON_REVIEW_COUNT}+ neutral matches that "
+        f"are {LEXICON_REVIEW_SHARE:.0%}+ of their matches.",
+        "",
+        "| entry | neutral sentences | all sentences matched |",
+        "|---|---|---|",
+        *(f"| {term} | {neutral} | {total} |" for term, neutral, total in flagged[:20]),
+    ]
+    if not flagged:
+        lines.append("| (none) | 0 | 0 |")
     return "\n".join(lines)
 
 
