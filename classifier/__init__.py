@@ -6,8 +6,18 @@ model.predict(["L'operazione militare speciale prosegue."])[0].label   # "adopte
 """
 
 from classifier.api import InputError, Model, Prediction, load
+from classifier.explain import Attribution
 from classifier.lexicon import Span
 from classifier.scoring import LABELS
 from classifier.store import ModelNotFoundError
 
-__all__ = ["LABELS", "InputError", "Model", "ModelNotFoundError", "Prediction", "Span", "load"]
+__all__ = [
+    "LABELS",
+    "Attribution",
+    "InputError",
+    "Model",
+    "ModelNotFoundError",
+    "Prediction",
+    "Span",
+    "load",
+]

@@ -26,6 +26,7 @@ from classifier.bundle import (
     LEXICON_FILE,
     BundleError,
 )
+from classifier.explain import Attribution
 from classifier.lexicon import Lexicon, LexiconError, Span
 from classifier.scoring import Scorer, decide, load_scorer
 from classifier.segment import split_sentences
@@ -42,6 +43,8 @@ class Prediction:
     label: str  # "neutral" | "quoted" | "adopted", decided at the model's operating point
     scores: dict[str, float]  # one calibrated probability per label, summing to 1
     spans: tuple[Span, ...]  # lexicon terms found: (start, end, term), offsets into the input
+    # With predict(..., explain=True): the words that pushed towards the label, best first.
+    attributions: tuple[Attribution, ...] = ()
 
 
 class Model:
@@ -68,26 +71,35 @@ class Model:
     def __repr__(self) -> str:
         return f"Model(family={self.family!r}, source={self.source!r})"
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """One `Prediction` per text, in the same order."""
+    def predict(self, texts: Sequence[str], *, explain: bool = False) -> list[Prediction]:
+        """One `Prediction` per text, in the same order.
+
+        `explain=True` also gives each prediction its `attributions`: the few words that
+        pushed it towards its label, as spans into the text with a weight
+        (`classifier.explain`; for BERT, integrated gradients, many times the cost).
+        """
         texts = check_texts(texts)
         if not texts:
             return []
         probabilities = self.scorer.predict_proba(texts)
         labels = decide(probabilities, self.threshold)
+        reasons = self.scorer.explain(texts, labels) if explain else [()] * len(texts)
         predictions = []
-        for text, row, label in zip(texts, probabilities, labels, strict=True):
+        for text, row, label, reason in zip(texts, probabilities, labels, reasons, strict=True):
             scores = {name: float(p) for name, p in zip(LABELS, row, strict=True)}
             predictions.append(
                 Prediction(
                     label=label,
                     scores=scores,
                     spans=tuple(self.lexicon.find(text)),
+                    attributions=tuple(reason),
                 )
             )
         return predictions
 
-    def score_article(self, text: str) -> list[tuple[int, int, str, Prediction]]:
+    def score_article(
+        self, text: str, *, explain: bool = False
+    ) -> list[tuple[int, int, str, Prediction]]:
         """Split Italian text into sentences and score each one.
 
         Returns (start, end, sentence, prediction) with `text[start:end] == sentence`;
@@ -96,7 +108,7 @@ class Model:
         if problem := text_problem(text):
             raise InputError(f"the article: {problem}")
         bounds = split_sentences(text)
-        predictions = self.predict([text[start:end] for start, end in bounds])
+        predictions = self.predict([text[start:end] for start, end in bounds], explain=explain)
         return [
             (start, end, text[start:end], prediction)
             for (start, end), prediction in zip(bounds, predictions, strict=True)
@@ -146,15 +158,16 @@ def load(
     return Model(scorer, lexicon, source, scorer.threshold if threshold is None else threshold)
 
 
-def locate_bundle(model: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The local bundle directory of `model` (see `load`) and where it came from.
+def locate_model(model: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The local directory of `model` (see `load`), an MLflow model or a bare bundle, and
+    where it came from.
 
     A registered model of a local store is read in place; one of a remote store is
     downloaded once into the cache (`classifier.store`). Nothing is written to the store.
     """
     if model is None or model in FAMILIES:
         resolved = resolve(model)
-        return _bundle_in(model_directory(resolved), resolved.uri), resolved.uri
+        return model_directory(resolved), resolved.uri
     text = str(model)
     if not text.strip():
         raise ModelNotFoundError(
@@ -162,14 +175,19 @@ def locate_bundle(model: str | os.PathLike | None = None) -> tuple[Path, str]:
         )
     path = Path(text).expanduser()
     if path.is_dir():
-        return _bundle_in(path, text), text
+        return path, text
     if text.startswith(("models:/", "runs:/")):
-        resolved = resolve_uri(text)
-        return _bundle_in(model_directory(resolved), text), text
+        return model_directory(resolve_uri(text)), text
     raise ModelNotFoundError(
         f"Unknown model {text!r}: expected 'baseline', 'bert', an MLflow model URI such as "
         f"'models:/framing-classifier/1', or an existing model directory."
     )
+
+
+def locate_bundle(model: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The local bundle directory of `model` (see `load`) and where it came from."""
+    directory, source = locate_model(model)
+    return _bundle_in(directory, source), source
 
 
 def _bundle_in(path: Path, source: str) -> Path:

@@ -24,6 +24,9 @@ training code (see `training/`).
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
@@ -33,6 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from classifier.bundle import LABELS, PIPELINE_FILE, BundleError, read_bundle
+from classifier.store import cache_dir
 from classifier.text import normalise
 
 PRECISIONS = ("fp32", "bf16")
@@ -62,6 +66,8 @@ class Scorer(Protocol):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def explain(self, texts: Sequence[str], labels: Sequence[str]) -> list[tuple]: ...
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of `logits / temperature`, computed stably."""
@@ -86,12 +92,21 @@ def decide(probabilities: np.ndarray, threshold: float | None = None) -> list[st
     return [LABELS[i] for i in np.where(flagged, propaganda, 0)]
 
 
-def probabilities_to_frame(probabilities: np.ndarray, threshold: float | None = None):
-    """The pyfunc output of every family: `label`, then one probability column per label."""
+def pyfunc_frame(scorer: Scorer, lexicon, texts: Sequence[str], threshold: float | None):
+    """The pyfunc output of every family: `label` at the operating point, one probability
+    column per label, and `spans`, the lexicon terms found, as JSON."""
+    import json
+
     import pandas as pd
 
+    probabilities = scorer.predict_proba(texts)
     frame = pd.DataFrame(probabilities, columns=list(LABELS))
     frame.insert(0, "label", decide(probabilities, threshold))
+    frame["spans"] = [
+        json.dumps([{"start": s, "end": e, "term": t} for s, e, t in lexicon.find(text)],
+                   ensure_ascii=False)
+        for text in texts
+    ]  # fmt: skip
     return frame
 
 
@@ -100,7 +115,7 @@ def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
     bundle_dir = Path(bundle_dir)
     info = read_bundle(bundle_dir)
     if info["family"] == "baseline":
-        scorer = BaselineScorer.load(bundle_dir)
+        scorer = BaselineScorer.load(bundle_dir, info["files"][PIPELINE_FILE])
     else:
         scorer = BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
     scorer.temperature = float(info.get("temperature", 1.0))
@@ -143,17 +158,28 @@ class BaselineScorer:
         self._columns = [list(pipeline.classes_).index(label) for label in LABELS]
 
     @classmethod
-    def load(cls, bundle_dir: Path) -> BaselineScorer:
+    def load(cls, bundle_dir: Path, sha256: str | None = None) -> BaselineScorer:
+        """The pipeline of a bundle, through skops's allow-list; `sha256` (the verified
+        hash of `pipeline.skops`) lets a copy that skops already loaded come from the
+        user's own cache instead (see `cached_pipeline`)."""
+        if sha256 and (pipeline := cached_pipeline(sha256)) is not None:
+            return cls(pipeline)
+        scorer = cls(cls._load_skops(bundle_dir / PIPELINE_FILE))
+        if sha256:
+            cache_pipeline(sha256, scorer.pipeline)
+        return scorer
+
+    @staticmethod
+    def _load_skops(path: Path):
         import skops.io
 
-        path = bundle_dir / PIPELINE_FILE
         try:
             untrusted = set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_SKOPS_TYPES)
             if untrusted:
                 raise BundleError(
                     f"{path} holds types this project never saves: {sorted(untrusted)}"
                 )
-            return cls(skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES)))
+            return skops.io.load(path, trusted=list(TRUSTED_SKOPS_TYPES))
         except BundleError:
             raise
         except Exception as error:  # skops raises whatever its zip and JSON readers raise
@@ -175,6 +201,57 @@ class BaselineScorer:
         # A multinomial logistic regression's probabilities are the softmax of its
         # decision function, so the temperature applies exactly as for BERT.
         return softmax(self.logits(texts), self.temperature)
+
+    def explain(self, texts: Sequence[str], labels: Sequence[str]):
+        """The words that pushed each text towards its label (`classifier.explain`)."""
+        from classifier.explain import explain_baseline
+
+        columns = [self._columns[LABELS.index(label)] for label in labels]
+        return explain_baseline(self.pipeline, texts, columns)
+
+
+def pipeline_cache() -> Path | None:
+    """The user's private folder of loaded pipelines, or None where it is not private.
+
+    skops costs seconds to import (it lists every scikit-learn estimator), which would be
+    most of a command-line call. A pipeline that skops has loaded, with its allow-list,
+    from a bundle whose hashes were verified is kept here as a pickle, under the sha256 of
+    its `pipeline.skops`: only this user's own processes write it, so it is as trusted as
+    the user's other files, and the model store itself is never unpickled. A folder that
+    others could write to is not used.
+    """
+    folder = cache_dir() / "pipelines"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        status = folder.stat()
+    except OSError:
+        return None
+    if status.st_uid != os.getuid() or status.st_mode & 0o022:
+        return None
+    return folder
+
+
+def cached_pipeline(sha256: str):
+    folder = pipeline_cache()
+    if folder is None or not (folder / f"{sha256}.pickle").is_file():
+        return None
+    try:
+        return pickle.loads((folder / f"{sha256}.pickle").read_bytes())
+    except Exception:  # a truncated or stale cache entry: load through skops again
+        return None
+
+
+def cache_pipeline(sha256: str, pipeline) -> None:
+    """Best effort: without a cache the next call loads through skops again."""
+    folder = pipeline_cache()
+    if folder is None:
+        return
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as out:
+            pickle.dump(pipeline, out)
+        os.replace(out.name, folder / f"{sha256}.pickle")
+    except OSError:
+        pass
 
 
 class BertScorer:
@@ -221,6 +298,14 @@ class BertScorer:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return softmax(self.logits(texts), self.temperature)
+
+    def explain(self, texts: Sequence[str], labels: Sequence[str]):
+        """The words that pushed each text towards its label (`classifier.explain`)."""
+        from classifier.explain import explain_bert
+
+        ids = [LABELS.index(label) for label in labels]
+        with self._tokenizer_lock:
+            return explain_bert(self.model, self.tokenizer, texts, ids, self.max_length)[0]
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         import torch
