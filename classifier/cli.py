@@ -3,49 +3,73 @@
     classifier score "L'operazione militare speciale prosegue."      # one or more sentences
     classifier score --file article.txt                               # an article, split
     classifier score --input data.csv --text-column text --output out.jsonl
+    classifier report article.txt -o report.html                     # a page to read
 
-A table goes to the terminal (terms highlighted when it is one); `--json` prints JSON
-lines instead. Batch files are streamed in chunks with a progress bar, so memory stays
-flat whatever the file size; the output appears only once every row is scored.
-A user mistake ends with a one-line `error:` and exit status 2, never a traceback.
+A table goes to the terminal (terms highlighted when it is one, control characters of
+the text shown escaped); `--json` prints JSON lines instead. Batch files are streamed in
+chunks with a progress bar, so memory stays flat whatever the file size. With `--output`
+the rows go to a temporary file beside the target, renamed into place only once every
+row is scored; without it they stream to stdout as they are scored, and a run that stops
+early says on stderr how many rows it wrote. A user mistake ends with a one-line
+`error:` and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
+import signal
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
-from classifier.api import InputError, Model, Prediction, load
+from classifier.api import InputError, Prediction, load
+from classifier.batch import BatchError, check_paths, read_rows, score_file, to_json
 from classifier.scoring import LABELS
 from classifier.store import ModelNotFoundError
 from classifier.text import text_problem
 
-CHUNK_ROWS = 256  # rows scored at once in batch mode: big enough to batch, small in memory
 COLOURS = {"neutral": "32", "quoted": "33", "adopted": "31"}  # green, yellow, red
+# C0 and C1 control characters (escape sequences start with one) and DEL, shown escaped
+# in the terminal; tab stays a tab.
+CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
 
 
 class UsageError(Exception):
     """A mistake in the command line or the input files; printed as `error: ...`."""
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process was, so that partial files are removed."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
-    except (UsageError, InputError, ModelNotFoundError) as error:
+    except (UsageError, InputError, ModelNotFoundError, BatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly; stdout cannot take more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +83,39 @@ def build_parser() -> argparse.ArgumentParser:
     source = score.add_mutually_exclusive_group(required=True)
     source.add_argument("texts", nargs="*", default=[], metavar="SENTENCE", help="sentences")
     source.add_argument("--file", type=Path, help="a UTF-8 article to split and score")
-    source.add_argument("--input", type=Path, help="a .csv or .jsonl file, one text per row")
+    source.add_argument(
+        "--input", type=Path,
+        help="a .csv, .jsonl or .parquet file (or a folder of parts), one text per row",
+    )  # fmt: skip
     score.add_argument("--text-column", default="text", help="column of --input with the text")
-    score.add_argument("--output", type=Path, help="JSONL written for --input (default: stdout)")
+    score.add_argument(
+        "--output", type=Path,
+        help="a .jsonl or .parquet file written for --input (default: JSON lines to stdout)",
+    )  # fmt: skip
+    score.add_argument(
+        "--prediction-prefix",
+        default="",
+        help="prefix for the columns added to each --input row (label, neutral, quoted, "
+        "adopted, spans)",
+    )
+    score.add_argument(
+        "--spark",
+        nargs="?",
+        const="local[*]",
+        metavar="MASTER",
+        help="score --input with Apache Spark (default master: local[*]); needs the spark "
+        "extra and a Java runtime",
+    )
     score.add_argument("--json", action="store_true", help="print JSON lines, not a table")
     score.add_argument(
         "--model", help="'baseline', 'bert', an MLflow model URI or a model directory "
         "(default: the best registered model)",
     )  # fmt: skip
+    score.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show the words that pushed each sentence towards its label (slower)",
+    )
     score.add_argument(
         "--threshold",
         type=probability,
@@ -79,7 +128,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="BERT in fp32 (default: bf16 or int8 where measured as accurate)",
     )
     score.set_defaults(run=run_score)
+
+    report = commands.add_parser("report", help="an article as a self-contained HTML page")
+    report.add_argument("article", type=Path, help="a UTF-8 text file")
+    report.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
+    report.add_argument("--model", help="as for `score`")
+    report.add_argument("--threshold", type=probability, help="as for `score`")
+    report.add_argument("--fp32", action="store_true", help="as for `score`")
+    report.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="leave out the words the model leaned on (faster for BERT)",
+    )
+    report.set_defaults(run=run_report)
     return parser
+
+
+def run_report(args) -> int:
+    from classifier.report import render_report
+
+    check_file(args.article)
+    text = read_utf8(args.article)
+    if problem := text_problem(text):
+        raise UsageError(f"{args.article}: {problem}")
+    output = args.output
+    if output.is_dir() or not output.parent.is_dir():
+        raise UsageError(f"-o {output}: expected a file name in an existing directory")
+    model = load(args.model, fast=not args.fp32, threshold=args.threshold)
+    scored = model.score_article(text, explain=not args.no_explain)
+    title = next(line.strip() for line in text.splitlines() if line.strip())
+    name = f"{model.family} ({model.source})"
+    page = render_report(text, scored, name, model.threshold, title)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
+    ) as out:
+        out.write(page)
+    os.replace(out.name, output)
+    flagged = sum(prediction.label != "neutral" for *_, prediction in scored)
+    print(f"{len(scored)} sentences, {flagged} flagged: {output}", file=sys.stderr)
+    return 0
 
 
 def probability(text: str) -> float:
@@ -96,31 +183,53 @@ def probability(text: str) -> float:
 def run_score(args) -> int:
     if args.output and not args.input:
         raise UsageError("--output goes with --input")
-    if args.file and not args.file.is_file():
-        raise UsageError(f"{args.file}: no such file")
+    text = None
+    if args.file:
+        check_file(args.file)
+        text = read_utf8(args.file)
+        if problem := text_problem(text):
+            raise UsageError(f"{args.file}: {problem}")
+    if args.spark and not args.input:
+        raise UsageError("--spark goes with --input")
+    if args.input and args.spark:
+        from classifier.spark import score_with_spark
+
+        score_with_spark(
+            args.model, args.input, args.output, args.text_column, args.spark,
+            prefix=args.prediction_prefix, threshold=args.threshold, fast=not args.fp32,
+        )  # fmt: skip
+        return 0
     if args.input:
-        check_batch_paths(args.input, args.output)
-        next(read_rows(args.input, args.text_column), None)  # a wrong column fails before loading
+        # Everything that can be checked without the model is checked before it loads.
+        check_paths(args.input, args.output)
+        next(read_rows(args.input, args.text_column), None)
     model = load(args.model, fast=not args.fp32, threshold=args.threshold)
     if args.input:
-        score_file(model, args.input, args.text_column, args.output)
+        score_file(
+            model, args.input, args.text_column, args.output, args.prediction_prefix, args.explain
+        )
     elif args.file:
-        text = read_utf8(args.file)
-        rows = model.score_article(text)
-        if not rows:
-            raise UsageError(f"{args.file}: expected some text, found none")
-        for start, end, sentence, prediction in rows:
+        for start, end, sentence, prediction in model.score_article(text, explain=args.explain):
             emit(sentence, prediction, args.json, {"start": start, "end": end})
     else:
-        for text, prediction in zip(args.texts, model.predict(args.texts), strict=True):
+        predictions = model.predict(args.texts, explain=args.explain)
+        for text, prediction in zip(args.texts, predictions, strict=True):
             emit(text, prediction, args.json)
     return 0
 
 
+def check_file(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a text file")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+
+
 def read_utf8(path: Path) -> str:
+    """The file's text; a UTF-8 byte-order mark (Windows editors add one) is not text."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise UsageError(
@@ -130,17 +239,21 @@ def read_utf8(path: Path) -> str:
 
 
 def prediction_record(prediction: Prediction) -> dict:
-    return {
+    record = {
         "label": prediction.label,
         "scores": {label: round(prediction.scores[label], 6) for label in LABELS},
         "spans": [{"start": s, "end": e, "term": t} for s, e, t in prediction.spans],
     }
+    if prediction.attributions:
+        record["attributions"] = [
+            {"start": s, "end": e, "weight": round(w, 4)} for s, e, w in prediction.attributions
+        ]
+    return record
 
 
 def emit(text: str, prediction: Prediction, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
-        record = {**(extra or {}), "text": text, **prediction_record(prediction)}
-        print(json.dumps(record, ensure_ascii=False))
+        print(to_json({**(extra or {}), "text": text, **prediction_record(prediction)}))
         return
     tty = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     label = f"{prediction.label:<8}"
@@ -148,134 +261,27 @@ def emit(text: str, prediction: Prediction, as_json: bool, extra: dict | None = 
         label = f"\033[{COLOURS[prediction.label]}m{label}\033[0m"
     print(f"{label} {prediction.scores[prediction.label]:.2f}  {highlight(text, prediction, tty)}")
     if prediction.spans and not tty:
-        print(" " * 15 + "terms: " + "; ".join(text[s:e] for s, e, _ in prediction.spans))
+        terms = "; ".join(text[s:e].translate(CONTROLS) for s, e, _ in prediction.spans)
+        print(" " * 15 + "terms: " + terms)
+    if prediction.attributions:
+        words = ", ".join(
+            f"{text[s:e].translate(CONTROLS)!r} {w:+.2f}" for s, e, w in prediction.attributions
+        )
+        print(" " * 15 + "pushed by: " + words)
 
 
 def highlight(text: str, prediction: Prediction, tty: bool) -> str:
+    """The text for the terminal: control characters escaped, terms underlined on a tty."""
     if not tty:
-        return text
+        return text.translate(CONTROLS)
     pieces, position = [], 0
     for start, end, _ in prediction.spans:
-        pieces += [text[position:start], f"\033[1;4m{text[start:end]}\033[0m"]
+        pieces += [
+            text[position:start].translate(CONTROLS),
+            f"\033[1;4m{text[start:end].translate(CONTROLS)}\033[0m",
+        ]
         position = end
-    return "".join(pieces) + text[position:]
-
-
-def check_batch_paths(path: Path, output: Path | None) -> None:
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        raise UsageError(f"{path}: expected a .csv or .jsonl file, found {path.suffix or 'none'}")
-    if output and output.resolve() == path.resolve():
-        raise UsageError("--output must not be the --input file")
-
-
-def read_rows(path: Path, text_column: str) -> Iterator[tuple[int, dict]]:
-    """(line number, row) for each row; the text is checked before it reaches the model."""
-
-    def lines() -> Iterator[tuple[int, str]]:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    yield number, raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise UsageError(
-                        f"{path}: line {number} is not UTF-8 (byte 0x{raw[error.start]:02x}); "
-                        "save the file as UTF-8"
-                    ) from None
-
-    if path.suffix.lower() == ".jsonl":
-        rows = jsonl_rows(path, lines())
-    else:
-        rows = csv_rows(path, lines(), text_column)
-    for number, row in rows:
-        text = row.get(text_column)
-        if text_column not in row:
-            raise UsageError(
-                f"{path}: line {number} has no field {text_column!r}; "
-                f"fields are: {', '.join(map(str, row)) or 'none'} (choose one with --text-column)"
-            )
-        if problem := text_problem(text):
-            raise UsageError(f"{path}: line {number}, field {text_column!r}: {problem}")
-        yield number, row
-
-
-def jsonl_rows(path: Path, lines) -> Iterator[tuple[int, dict]]:
-    for number, line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UsageError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise UsageError(f"{path}: line {number}: expected a JSON object")
-        yield number, row
-
-
-def csv_rows(path: Path, lines, text_column: str) -> Iterator[tuple[int, dict]]:
-    numbered = iter(lines)
-    current = {"line": 0}
-
-    def text_lines():
-        for number, line in numbered:
-            current["line"] = number
-            yield line
-
-    reader = csv.DictReader(text_lines())
-    if reader.fieldnames is None:
-        raise UsageError(f"{path}: expected a header row, found an empty file")
-    if text_column not in reader.fieldnames:
-        raise UsageError(
-            f"{path}: no column {text_column!r}; columns are: {', '.join(reader.fieldnames)} "
-            "(choose one with --text-column)"
-        )
-    for row in reader:
-        yield current["line"], row
-
-
-def count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-
-
-def score_file(model: Model, path: Path, text_column: str, output: Path | None) -> None:
-    from tqdm import tqdm
-
-    total = count_lines(path) - (path.suffix.lower() == ".csv")
-    target = output.with_name(output.name + ".partial") if output else None
-    out = target.open("w", encoding="utf-8") if target else sys.stdout
-    scored = 0
-    try:
-        with tqdm(total=total, unit="row", desc="scoring", disable=None) as progress:
-            chunk: list[dict] = []
-            for _, row in read_rows(path, text_column):
-                chunk.append(row)
-                if len(chunk) == CHUNK_ROWS:
-                    scored += write_chunk(model, chunk, text_column, out)
-                    progress.update(len(chunk))
-                    chunk = []
-            if chunk:
-                scored += write_chunk(model, chunk, text_column, out)
-                progress.update(len(chunk))
-    except BaseException:
-        if target:
-            out.close()
-            target.unlink(missing_ok=True)
-            print(f"nothing written to {output}", file=sys.stderr)
-        raise
-    if target:
-        out.close()
-        target.replace(output)
-        print(f"scored {scored} rows into {output}", file=sys.stderr)
-
-
-def write_chunk(model: Model, rows: list[dict], text_column: str, out) -> int:
-    predictions = model.predict([row[text_column] for row in rows])
-    for row, prediction in zip(rows, predictions, strict=True):
-        record = {**row, "prediction": prediction_record(prediction)}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return len(rows)
+    return "".join(pieces) + text[position:].translate(CONTROLS)
 
 
 if __name__ == "__main__":

@@ -2,32 +2,42 @@
 
 MLflow stores this file beside the model bundle and runs it on load, so nothing is
 pickled. `predict` takes a DataFrame with a `text` column and returns one row per
-text: `label`, then one probability column per label, the same for every family.
-Serve it with `mlflow models serve -m models:/framing-classifier/<version> --env-manager local`.
+text: `label` at the model's operating point, one probability column per label, and
+`spans` (the lexicon terms, as JSON), the same for every family. `model_config` may set
+`fast` (False keeps BERT in fp32) and `threshold` (another operating point). Serve it with
+`mlflow models serve -m models:/framing-classifier@champion --env-manager local`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from classifier.bundle import BUNDLE_ARTIFACT
-from classifier.scoring import load_scorer, probabilities_to_frame
+from classifier.bundle import BUNDLE_ARTIFACT, LEXICON_FILE
+from classifier.lexicon import Lexicon
+from classifier.scoring import load_scorer, pyfunc_frame
 from classifier.text import text_problem
 
 
 class FramingModel(PythonModel):
     def load_context(self, context):
-        # `mlflow.pyfunc.load_model(uri, model_config={"fast": False})` keeps BERT in fp32.
-        fast = (context.model_config or {}).get("fast", True)
-        self.scorer = load_scorer(context.artifacts[BUNDLE_ARTIFACT], fast=fast)
+        config = context.model_config or {}
+        bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
+        self.scorer = load_scorer(bundle, fast=config.get("fast", True))
+        self.lexicon = Lexicon.read(bundle / LEXICON_FILE)
+        self.threshold = config.get("threshold", self.scorer.threshold)
 
     def predict(self, context, model_input, params=None):
         if isinstance(model_input, pd.DataFrame):
             if "text" not in model_input.columns:
-                raise ValueError(
-                    f"expected a column 'text', found columns {list(model_input.columns)}"
+                raise MlflowException(
+                    f"expected a column 'text', found columns {list(model_input.columns)}",
+                    error_code=INVALID_PARAMETER_VALUE,
                 )
             texts = model_input["text"].tolist()
         else:
@@ -36,8 +46,10 @@ class FramingModel(PythonModel):
         if problems:
             shown = "; ".join(f"row {i}: {problem}" for i, problem in problems[:5])
             more = f" (and {len(problems) - 5} more rows)" if len(problems) > 5 else ""
-            raise ValueError(f"{shown}{more}")
-        return probabilities_to_frame(self.scorer.predict_proba(texts), self.scorer.threshold)
+            # An MlflowException reaches the HTTP client as its message, with status 400;
+            # any other exception becomes a generic message and a server stack trace.
+            raise MlflowException(f"{shown}{more}", error_code=INVALID_PARAMETER_VALUE)
+        return pyfunc_frame(self.scorer, self.lexicon, texts, self.threshold)
 
 
 mlflow.models.set_model(FramingModel())

@@ -56,7 +56,7 @@ def test_logged_model_predicts_as_in_memory(fixture_dir, tracking_store):
     texts = ["Il regime di Kiev ha respinto la tregua.", "A Bari piove da tre giorni."]
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}/{trained.version}")
     output = model.predict(pd.DataFrame({"text": texts}))
-    assert list(output.columns) == ["label", *LABELS]
+    assert list(output.columns) == ["label", *LABELS, "spans"]
     expected = trained.predict_proba(texts)
     np.testing.assert_allclose(output[list(LABELS)].to_numpy(), expected, rtol=1e-9)
     assert list(output["label"]) == [LABELS[i] for i in expected.argmax(axis=1)]

@@ -47,7 +47,7 @@ def test_tiny_bert_trains_logs_and_reloads_identically(fixture_dir, tiny_bert, t
 
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL_NAME}/{trained.version}")
     output = model.predict(pd.DataFrame({"text": TEXTS}))
-    assert list(output.columns) == ["label", *LABELS]
+    assert list(output.columns) == ["label", *LABELS, "spans"]
     np.testing.assert_allclose(
         output[list(LABELS)].to_numpy(), trained.predict_proba(TEXTS), rtol=1e-6, atol=1e-7
     )

@@ -31,8 +31,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from classifier.bundle import BUNDLE_ARTIFACT, file_sha256
-from classifier.scoring import PYFUNC_MODEL_FILE, probabilities_to_frame
+from classifier.bundle import BUNDLE_ARTIFACT, LEXICON_FILE, file_sha256
+from classifier.lexicon import Lexicon
+from classifier.scoring import PYFUNC_MODEL_FILE, pyfunc_frame
 from classifier.store import (
     EXPERIMENT_NAME,
     FAMILY_TAG,
@@ -206,7 +207,6 @@ def evaluate_at_operating_point(scorer, splits, config, lexicon_path: Path) -> t
     """
     import mlflow
 
-    from classifier.lexicon import Lexicon
     from classifier.scoring import decide
     from training.calibration import fit_operating_point
     from training.evaluate import expected_calibration_error
@@ -257,13 +257,17 @@ def log_and_register(
     examples = pd.DataFrame({"text": example_texts})
     # The signature's output example comes from the scorer already in memory, the one
     # the pyfunc model serves by default; the bundle is not loaded again for it.
-    outputs = probabilities_to_frame(scorer.predict_proba(example_texts), scorer.threshold)
+    lexicon = Lexicon.read(bundle_dir / LEXICON_FILE)
+    outputs = pyfunc_frame(scorer, lexicon, example_texts, scorer.threshold)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_MODEL_FILE),
         artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
         signature=infer_signature(examples, outputs),
         input_example=examples,
+        # Declared so that load_model / spark_udf may override it (fast=False: fp32 BERT;
+        # threshold: another operating point).
+        model_config={"fast": True},
         pip_requirements=requirements,
         registered_model_name=REGISTERED_MODEL_NAME,
     )
