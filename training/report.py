@@ -1,0 +1,112 @@
+"""The figures of the registered models, side by side, as the README shows them.
+
+    python -m training.report [--update-readme]
+
+For `@baseline` and `@bert` it reads the metrics their training runs logged (macro-F1,
+neutral false-positive rate, propaganda recall, precision at a 3% prevalence and ECE,
+on `test`, the realistic layer's `test` and the seed articles) and runs the behavioural
+probes on them (`training.probes`), then prints one Markdown table of each, and with
+`--update-readme` writes them between the README's `results` markers.
+
+Deliberately left out: training, and any figure not logged by training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+START = "<!-- results:start (written by `python -m training.report --update-readme`) -->"
+END = "<!-- results:end -->"
+VIEWS = (("test", "test"), ("realistic_test", "realistic test"), ("test_seeds", "seed articles"))
+COLUMNS = (
+    ("macro_f1", "macro-F1"),
+    ("neutral_fpr", "neutral FPR"),
+    ("propaganda_recall", "propaganda recall"),
+    ("precision_at_3pct", "precision at 3% prevalence"),
+    ("ece", "ECE"),
+)
+FAMILIES = ("baseline", "bert")
+
+
+def run_metrics(uri: str) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics and params of the training run behind `models:/<name>/<version>`."""
+    from classifier.store import client
+
+    name, version = uri.removeprefix("models:/").split("/")
+    store = client()
+    run = store.get_run(store.get_model_version(name, version).run_id)
+    return run.data.metrics, run.data.params
+
+
+def figures_table(runs: dict[str, tuple[str, dict, dict]]) -> str:
+    lines = [
+        "| model | evaluated on | " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
+    for family, (_uri, metrics, params) in runs.items():
+        checkpoint = params.get("derived.checkpoint")
+        name = f"{family} (`{Path(checkpoint).name}`)" if checkpoint else family
+        for view, title in VIEWS:
+            cells = [
+                f"{metrics[f'{view}_{metric}']:.3f}" if f"{view}_{metric}" in metrics else "—"
+                for metric, _ in COLUMNS
+            ]
+            lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.report", description=__doc__)
+    parser.add_argument("--update-readme", action="store_true", help="write into README.md")
+    args = parser.parse_args(argv)
+
+    import classifier
+    from classifier.lexicon import Lexicon
+    from training.data import LEXICON_PATH, read_splits
+    from training.probes import format_table, held_out_rows, run_probes
+
+    rows = held_out_rows(read_splits())
+    lexicon = Lexicon.read(LEXICON_PATH)
+    runs, probes = {}, {}
+    for family in FAMILIES:
+        try:
+            model = classifier.load(family)
+        except classifier.ModelNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        runs[family] = (model.source, *run_metrics(model.source))
+        probes[family] = run_probes(
+            lambda t, m=model: [p.label for p in m.predict(t)], rows, lexicon
+        )
+    versions = ", ".join(
+        f"{family} {uri.rsplit('/', 1)[1]}" for family, (uri, _, _) in runs.items()
+    )
+    text = "\n".join(
+        [
+            f"Registered versions: {versions}. Labels are decided at each model's operating "
+            "point; precision at 3% prevalence is computed from recall and the neutral "
+            "false-positive rate, not measured.",
+            "",
+            figures_table(runs),
+            "",
+            "Behavioural probes (pass rate on the rewritten dev and test sentences the model "
+            "labels correctly as they are; `make probes`):",
+            "",
+            format_table(probes),
+        ]
+    )
+    print(text)
+    if args.update_readme:
+        readme = README.read_text(encoding="utf-8")
+        head, rest = readme.split(START, 1)
+        _, tail = rest.split(END, 1)
+        README.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
