@@ -4,6 +4,7 @@
     classifier score --file article.txt                               # an article, split
     classifier score --input data.csv --text-column text --output out.jsonl
     classifier report article.txt -o report.html                     # a page to read
+    classifier annotate export a.txt b.txt --out tasks.json          # Label Studio tasks
 
 A table goes to the terminal (terms highlighted when it is one, control characters of
 the text shown escaped); `--json` prints JSON lines instead. Batch files are streamed in
@@ -141,7 +142,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out the words the model leaned on (faster for BERT)",
     )
     report.set_defaults(run=run_report)
+
+    annotate = commands.add_parser("annotate", help="Label Studio tasks for new labelled data")
+    actions = annotate.add_subparsers(required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="tasks for the sentences the model is least sure of")
+    export.add_argument("articles", nargs="+", type=Path, help="UTF-8 text files")
+    export.add_argument("--out", type=Path, required=True, help="the tasks JSON file to write")
+    export.add_argument("--top", type=int, default=100, help="how many sentences (default 100)")
+    export.add_argument("--model", help="as for `score`")
+    export.set_defaults(run=run_annotate_export)
     return parser
+
+
+def run_annotate_export(args) -> int:
+    import json
+
+    from classifier.annotate import export_tasks
+
+    if args.top < 1:
+        raise UsageError(f"--top: expected a positive number, found {args.top}")
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: expected a file name in an existing directory")
+    articles = {}
+    for path in args.articles:
+        check_file(path)
+        text = read_utf8(path)
+        if problem := text_problem(text):
+            raise UsageError(f"{path}: {problem}")
+        if path.name in articles:
+            raise UsageError(f"{path}: two articles share the name {path.name!r}; rename one")
+        articles[path.name] = text
+    model = load(args.model)
+    tasks = export_tasks(model, articles, args.top)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=args.out.parent, prefix=f".{args.out.name}.", delete=False
+    ) as out:
+        json.dump(tasks, out, ensure_ascii=False, indent=1)
+    os.replace(out.name, args.out)
+    print(f"{len(tasks)} tasks, least certain first: {args.out}", file=sys.stderr)
+    return 0
 
 
 def run_report(args) -> int:

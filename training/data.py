@@ -43,8 +43,9 @@ GENRES = (
 )  # fmt: skip
 # `authored`: the first, short documents written for the project; `realistic`: whole
 # pieces at real prevalence and register (evaluated on their own as well); `seed`: the
-# real articles in seeds/.
-LAYERS = ("authored", "realistic", "seed")
+# real articles in seeds/; `annotated`: real sentences labelled in Label Studio
+# (`training.annotations`).
+LAYERS = ("authored", "realistic", "seed", "annotated")
 REGIMES = (
     "russia", "north_korea", "china", "iran", "belarus", "syria", "venezuela",
     "nicaragua", "cuba", "myanmar", "eritrea", "azerbaijan", "none",
@@ -169,8 +170,11 @@ def check_row(row: dict) -> list[str]:
         problems.append(f"expected label in {list(LABELS)}, found {row['label']!r}")
     if row["split"] not in SPLITS:
         problems.append(f"expected split in {list(SPLITS)}, found {row['split']!r}")
-    if row["source"] != "authored" and not row["source"].startswith("seed:"):
-        problems.append(f"expected source 'authored' or 'seed:<file>', found {row['source']!r}")
+    if row["source"] != "authored" and not row["source"].startswith(("seed:", "annotated:")):
+        problems.append(
+            "expected source 'authored', 'seed:<file>' or 'annotated:<export>', found "
+            f"{row['source']!r}"
+        )
     terms = row["terms"]
     if not isinstance(terms, list) or not all(isinstance(term, str) for term in terms):
         problems.append(f"expected terms to be a list of strings, found {terms!r}")
@@ -779,8 +783,13 @@ def write_card(tables: str, card_path: Path = CARD_PATH) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["import-annotations"]:
+        return import_command(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="python -m training.data", description="Check labels/ and summarise it."
+        prog="python -m training.data",
+        description="Check labels/ and summarise it. `python -m training.data "
+        "import-annotations --help` brings a Label Studio export into labels/.",
     )
     parser.add_argument("--sentences", type=Path, default=SENTENCES_PATH)
     parser.add_argument("--documents", type=Path, default=DOCUMENTS_PATH)
@@ -816,6 +825,44 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_card:
         write_card(tables, args.card)
     print(f"OK: {len(report.sentences)} sentences, {len(report.warnings)} warning(s)")
+    return 0
+
+
+def import_command(argv: list[str]) -> int:
+    """`python -m training.data import-annotations EXPORT --doc-prefix PREFIX`."""
+    from training.annotations import import_annotations
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.data import-annotations",
+        description="Append a Label Studio JSON export to labels/ as new documents; nothing "
+        "is written unless the whole dataset still passes the checker.",
+    )
+    parser.add_argument("export", type=Path, help="Label Studio's JSON export")
+    parser.add_argument(
+        "--doc-prefix", required=True, help="2-8 lowercase letters for the new doc ids"
+    )
+    parser.add_argument("--labels", type=Path, default=LABELS_DIR, help="the labels/ folder")
+    parser.add_argument("--genre", default="report", choices=GENRES)
+    parser.add_argument("--regime", default="none", choices=REGIMES)
+    parser.add_argument("--topic", default="annotated", help="a lowercase slug")
+    parser.add_argument("--no-limits", action="store_true", help="skip the shortcut limits")
+    args = parser.parse_args(argv)
+    try:
+        imported = import_annotations(
+            args.export, args.doc_prefix, args.labels, genre=args.genre, regime=args.regime,
+            topic=args.topic, limits=not args.no_limits,
+        )  # fmt: skip
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for conflict in imported.conflicts:
+        print(f"conflict (kept out): {conflict}")
+    for label, kappa in imported.kappa.items():
+        print(f"Cohen's kappa, {label} against the rest: {kappa:.3f}")
+    print(
+        f"added {len(imported.rows)} sentences in {len(imported.documents)} documents; "
+        f"{len(imported.conflicts)} conflict(s) kept out; {imported.skipped} task(s) not annotated"
+    )
     return 0
 
 
