@@ -344,10 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(table + "\n", encoding="utf-8")
     if args.update_readme:
-        readme = README.read_text(encoding="utf-8")
-        head, rest = readme.split(TABLE_START, 1)
-        _, tail = rest.split(TABLE_END, 1)
-        README.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
+        from training.data import replace_block
+
+        replace_block(README, TABLE_START, TABLE_END, table)
     return 0
 
 

@@ -109,33 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--json", action="store_true", help="print JSON lines, not a table")
     score.add_argument(
-        "--model", help="'baseline', 'bert', an MLflow model URI or a model directory "
-        "(default: the best registered model)",
-    )  # fmt: skip
-    score.add_argument(
         "--explain",
         action="store_true",
         help="also show the words that pushed each sentence towards its label (slower)",
     )
-    score.add_argument(
-        "--threshold",
-        type=probability,
-        help="flag a sentence when P(neutral) is below this (default: the model's operating "
-        "point, chosen in training for a 5%% neutral false-positive rate)",
-    )
-    score.add_argument(
-        "--fp32",
-        action="store_true",
-        help="BERT in fp32 (default: bf16 or int8 where measured as accurate)",
-    )
+    add_model_options(score)
     score.set_defaults(run=run_score)
 
     report = commands.add_parser("report", help="an article as a self-contained HTML page")
     report.add_argument("article", type=Path, help="a UTF-8 text file")
     report.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
-    report.add_argument("--model", help="as for `score`")
-    report.add_argument("--threshold", type=probability, help="as for `score`")
-    report.add_argument("--fp32", action="store_true", help="as for `score`")
+    add_model_options(report)
     report.add_argument(
         "--no-explain",
         action="store_true",
@@ -149,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("articles", nargs="+", type=Path, help="UTF-8 text files")
     export.add_argument("--out", type=Path, required=True, help="the tasks JSON file to write")
     export.add_argument("--top", type=int, default=100, help="how many sentences (default 100)")
-    export.add_argument("--model", help="as for `score`")
+    export.add_argument("--model", help=MODEL_HELP)
     export.set_defaults(run=run_annotate_export)
     return parser
 
@@ -206,6 +190,29 @@ def run_report(args) -> int:
     flagged = sum(prediction.label != "neutral" for *_, prediction in scored)
     print(f"{len(scored)} sentences, {flagged} flagged: {output}", file=sys.stderr)
     return 0
+
+
+MODEL_HELP = (
+    "'baseline', 'bert', an MLflow model URI or a model directory (default: the registered "
+    "@champion)"
+)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --threshold and --fp32, the same for every command that loads a model."""
+    parser.add_argument("--model", help=MODEL_HELP)
+    parser.add_argument(
+        "--threshold",
+        type=probability,
+        help="flag a sentence when P(neutral) is below this (default: the model's operating "
+        "point, chosen in training for a 5%% neutral false-positive rate on dev)",
+    )
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="BERT in fp32 (default: bf16 where the CPU has it and training measured it as "
+        "accurate)",
+    )
 
 
 def probability(text: str) -> float:

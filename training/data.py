@@ -773,13 +773,19 @@ def hard_case_counts(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
+def replace_block(path: Path, start: str, end: str, text: str) -> None:
+    """Put `text` between the marker lines `start` and `end` of a generated block
+    (the dataset card's tables, the README's results and benchmark)."""
+    content = Path(path).read_text(encoding="utf-8")
+    if start not in content or end not in content:
+        raise DataError([f"{path}: expected the markers {start!r} and {end!r}"])
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    Path(path).write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
 def write_card(tables: str, card_path: Path = CARD_PATH) -> None:
-    card = Path(card_path).read_text(encoding="utf-8")
-    if CARD_START not in card or CARD_END not in card:
-        raise DataError([f"{card_path}: expected the markers {CARD_START!r} and {CARD_END!r}"])
-    head, rest = card.split(CARD_START, 1)
-    _, tail = rest.split(CARD_END, 1)
-    Path(card_path).write_text(f"{head}{CARD_START}\n{tables}\n{CARD_END}{tail}", encoding="utf-8")
+    replace_block(card_path, CARD_START, CARD_END, tables)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.update_readme:
-        readme = README.read_text(encoding="utf-8")
-        head, rest = readme.split(START, 1)
-        _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+        from training.data import replace_block
+
+        replace_block(README, START, END, text)
     return 0
 
 
