@@ -41,14 +41,13 @@ WARM_UP = 64  # sentences scored before timing, so lazy initialisation is not ti
 
 def sentences() -> tuple[list[str], list[int], list[str]]:
     """Every labelled sentence, the positions of the test ones, and their gold labels."""
-    from classifier.scoring import LABELS
     from training.data import read_splits
 
     splits = read_splits()
     texts = list(splits["train"]["text"]) + list(splits["dev"]["text"])
     test_rows = list(range(len(texts), len(texts) + len(splits["test"])))
     texts += list(splits["test"]["text"])
-    return texts, test_rows, [LABELS[i] for i in splits["test"]["label"]]
+    return texts, test_rows, splits["test"].features["label"].int2str(list(splits["test"]["label"]))
 
 
 def build_scorer(path: str, bundle: str, batch_size: int):

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier.bundle import BUNDLE_ARTIFACT, LABELS, PIPELINE_FILE, write_bundle
+from classifier.bundle import BUNDLE_ARTIFACT, PIPELINE_FILE, write_bundle
 from classifier.scoring import BaselineScorer
 from classifier.text import normalise
 from training.calibration import OperatingPointConfig
@@ -109,7 +109,10 @@ def train(
         split: pd.DataFrame({"text": [normalise(t) for t in splits[split]["text"]]})
         for split in splits
     }
-    gold = {split: [LABELS[i] for i in splits[split]["label"]] for split in splits}
+    gold = {
+        split: splits[split].features["label"].int2str(list(splits[split]["label"]))
+        for split in splits
+    }
 
     operating = operating or OperatingPointConfig()
     configs = [data_config, config, operating]

@@ -323,9 +323,11 @@ def train(
     def loss(outputs, labels, num_items_in_batch=None):
         return torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights)
 
+    names = splits["train"].features["label"]
+
     def dev_metrics(prediction):
-        predicted = [LABELS[i] for i in prediction.predictions.argmax(axis=-1)]
-        return compute_metrics([LABELS[i] for i in prediction.label_ids], predicted)
+        predicted = names.int2str(prediction.predictions.argmax(axis=-1).tolist())
+        return compute_metrics(names.int2str(prediction.label_ids.tolist()), predicted)
 
     configs = [data_config, recipe, operating]
     try:
