@@ -12,7 +12,7 @@ from conftest import FIXTURES, read_rows
 import classifier
 from classifier import cli
 from classifier.annotate import margin
-from training import data
+from training import annotations, data
 from training.annotations import import_annotations
 
 ARTICLES = {
@@ -240,6 +240,6 @@ def test_a_sentence_already_in_the_data_is_a_conflict(tmp_path):
 
 
 def test_the_import_command_prints_one_error_line(tmp_path, capsys):
-    status = data.main(["import-annotations", str(tmp_path / "missing.json"), "--doc-prefix", "lse",
+    status = annotations.main([str(tmp_path / "missing.json"), "--doc-prefix", "lse",
                         "--labels", str(labels_copy(tmp_path)), "--no-limits"])  # fmt: skip
     assert status == 2 and capsys.readouterr().err.startswith("error: ")

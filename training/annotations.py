@@ -24,19 +24,29 @@ Label Studio format than its JSON export.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from classifier.bundle import LABELS
 from classifier.text import text_problem
-from training.data import DOCUMENT_FIELDS, DataError, check_dataset, normalise
+from training.data import (
+    DOCUMENT_FIELDS,
+    GENRES,
+    LABELS_DIR,
+    REGIMES,
+    DataError,
+    check_dataset,
+    normalise,
+)
 
 SPLIT_SHARES = (("train", 70), ("dev", 15), ("test", 15))
 
@@ -215,3 +225,39 @@ def import_annotations(export: Path, prefix: str, labels_dir: Path, *, genre: st
             shutil.copy(staged / name, temporary)
             os.replace(temporary, target)
     return imported
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.data import-annotations EXPORT --doc-prefix PREFIX`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.data import-annotations",
+        description="Append a Label Studio JSON export to labels/ as new documents; nothing "
+        "is written unless the whole dataset still passes the checker.",
+    )
+    parser.add_argument("export", type=Path, help="Label Studio's JSON export")
+    parser.add_argument(
+        "--doc-prefix", required=True, help="2-8 lowercase letters for the new doc ids"
+    )
+    parser.add_argument("--labels", type=Path, default=LABELS_DIR, help="the labels/ folder")
+    parser.add_argument("--genre", default="report", choices=GENRES)
+    parser.add_argument("--regime", default="none", choices=REGIMES)
+    parser.add_argument("--topic", default="annotated", help="a lowercase slug")
+    parser.add_argument("--no-limits", action="store_true", help="skip the shortcut limits")
+    args = parser.parse_args(argv)
+    try:
+        imported = import_annotations(
+            args.export, args.doc_prefix, args.labels, genre=args.genre, regime=args.regime,
+            topic=args.topic, limits=not args.no_limits,
+        )  # fmt: skip
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for conflict in imported.conflicts:
+        print(f"conflict (kept out): {conflict}")
+    for label, kappa in imported.kappa.items():
+        print(f"Cohen's kappa, {label} against the rest: {kappa:.3f}")
+    print(
+        f"added {len(imported.rows)} sentences in {len(imported.documents)} documents; "
+        f"{len(imported.conflicts)} conflict(s) kept out; {imported.skipped} task(s) not annotated"
+    )
+    return 0
