@@ -127,3 +127,27 @@ def test_a_file_that_is_not_a_database_is_reported_as_such(tmp_path, monkeypatch
     monkeypatch.setenv("FRAMING_CLASSIFIER_CACHE", str(tmp_path / "cache"))
     with pytest.raises(classifier.ModelNotFoundError, match="Cannot read the model store"):
         classifier.load("baseline")
+
+
+def test_an_unreachable_tracking_server_is_one_error_fast(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(classifier.ModelNotFoundError, match="Cannot read the model store http"):
+        classifier.load("baseline")
+
+
+def test_a_locked_database_is_one_error(use_trained_store, tmp_path, monkeypatch):
+    import shutil
+    import sqlite3
+
+    database = tmp_path / "copy" / "mlflow.db"
+    database.parent.mkdir()
+    shutil.copy(use_trained_store.removeprefix("sqlite:///"), database)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    lock = sqlite3.connect(database)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(classifier.ModelNotFoundError, match="Cannot read the model store"):
+            store.resolve("baseline")
+    finally:
+        lock.rollback()
+        lock.close()
