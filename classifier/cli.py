@@ -179,7 +179,10 @@ def run_report(args) -> int:
         raise UsageError(f"-o {output}: expected a file name in an existing directory")
     model = load(args.model, fast=not args.fp32, threshold=args.threshold)
     scored = model.score_article(text, explain=not args.no_explain)
-    title = next(line.strip() for line in text.splitlines() if line.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # The title is the first line that reads as one: pages saved from the web often open
+    # with a menu ("• En", "Home").
+    title = next((line for line in lines if len(line.split()) >= 4), lines[0])
     name = f"{model.family} ({model.source})"
     page = render_report(text, scored, name, model.threshold, title)
     with tempfile.NamedTemporaryFile(

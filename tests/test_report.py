@@ -83,6 +83,13 @@ def test_the_report_holds_the_article_and_marks_every_sentence(use_trained_store
     assert "operazione militare speciale (1)" in summary and "regime di Kiev (1)" in summary
 
 
+def test_the_title_skips_a_saved_page_menu(use_trained_store, capsys, tmp_path):
+    page = render(capsys, tmp_path, "• En\n• It\n\n" + ARTICLE).read_text(encoding="utf-8")
+    assert "<h1>Kiev, la tregua respinta</h1>" in page
+    page = render(capsys, tmp_path, "Breve\n\nPiove a Bari.").read_text(encoding="utf-8")
+    assert "<h1>Breve</h1>" in page  # no line reads as a title: the first one
+
+
 def test_a_report_mistake_is_one_line(use_trained_store, capsys, tmp_path):
     status = cli.main(["report", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "r.html")])
     _, err = capsys.readouterr()
