@@ -30,6 +30,19 @@ COLUMNS = (
     ("ece", "ECE"),
 )
 FAMILIES = ("baseline", "bert")
+# Params that may differ between runs of one recipe: the seed, where or how fast it ran,
+# and what training derived from its own model (the calibration and the threshold).
+NOT_RECIPE = {
+    "seed", "data_seed", "output_dir", "logging_dir", "run_name", "recipe.num_threads",
+    "derived.temperature", "derived.threshold",
+}  # fmt: skip
+SPREAD_COLUMNS = (
+    ("dev_macro_f1", "dev macro-F1"),
+    ("test_macro_f1", "test macro-F1"),
+    ("test_neutral_fpr", "test neutral FPR"),
+    ("realistic_test_macro_f1", "realistic test macro-F1"),
+    ("test_seeds_macro_f1", "seed articles macro-F1"),
+)
 
 
 def run_metrics(uri: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -56,6 +69,49 @@ def figures_table(runs: dict[str, tuple[str, dict, dict]]) -> str:
                 for metric, _ in COLUMNS
             ]
             lines.append(f"| {name} | {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def same_recipe_runs(run_id: str) -> list:
+    """The finished runs with the run's family, labels file and params, but for the seed."""
+    from classifier.store import FAMILY_TAG, LABELS_TAG, client
+
+    store = client()
+    reference = store.get_run(run_id)
+    recipe = {k: v for k, v in reference.data.params.items() if k not in NOT_RECIPE}
+    tags = reference.data.tags
+    candidates = store.search_runs(
+        [reference.info.experiment_id],
+        f"tags.{FAMILY_TAG} = '{tags[FAMILY_TAG]}' and tags.{LABELS_TAG} = '{tags[LABELS_TAG]}'"
+        " and attributes.status = 'FINISHED'",
+    )
+    return [
+        run
+        for run in candidates
+        if {k: v for k, v in run.data.params.items() if k not in NOT_RECIPE} == recipe
+    ]
+
+
+def spread_table(runs: dict[str, tuple[str, dict, dict]]) -> str:
+    """Mean, and lowest to highest, over the runs of each registered model's recipe."""
+    from classifier.store import client
+
+    lines = [
+        "| model | seeds | " + " | ".join(title for _, title in SPREAD_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(SPREAD_COLUMNS),
+    ]
+    for family, (uri, *_) in runs.items():
+        name, version = uri.removeprefix("models:/").split("/")
+        similar = same_recipe_runs(client().get_model_version(name, version).run_id)
+        seeds = ", ".join(sorted({run.data.params.get("seed", "—") for run in similar}))
+        cells = []
+        for metric, _ in SPREAD_COLUMNS:
+            values = [run.data.metrics[metric] for run in similar if metric in run.data.metrics]
+            cells.append(
+                f"{sum(values) / len(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+                if values else "—"
+            )  # fmt: skip
+        lines.append(f"| {family} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -92,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             "false-positive rate, not measured.",
             "",
             figures_table(runs),
+            "",
+            "Over every finished training of the same recipe on the same labels, differing "
+            "only in seed: mean (lowest–highest). The baseline's solver is deterministic.",
+            "",
+            spread_table(runs),
             "",
             "Behavioural probes (pass rate on the rewritten dev and test sentences the model "
             "labels correctly as they are; `make probes`):",
