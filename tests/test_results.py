@@ -31,3 +31,21 @@ def test_the_spread_is_over_the_seeds_of_one_recipe(fixture_dir, tiny_bert, trac
     row = table.splitlines()[-1]
     assert row.startswith("| bert | 1, 2 | ")
     assert f"{sum(dev) / 2:.3f} ({min(dev):.3f}–{max(dev):.3f})" in row
+
+
+def test_the_probe_table_is_what_training_logged(use_trained_store, capsys):
+    from training.probes import PROBES
+
+    assert report.main([]) == 0
+    printed = capsys.readouterr().out
+    client = MlflowClient(use_trained_store)
+    version = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, "bert")
+    metrics = client.get_run(version.run_id).data.metrics
+    for probe in PROBES:
+        row = next(line for line in printed.splitlines() if line.startswith(f"| {probe.name} |"))
+        applied = int(metrics[f"probe_{probe.name}_applied"])
+        bert_cell = row.rstrip(" |").rsplit("| ", 1)[1]
+        if f"probe_{probe.name}" in metrics:
+            assert bert_cell == f"{metrics[f'probe_{probe.name}']:.0%} of {applied}"
+        else:
+            assert bert_cell.startswith(f"n/a ({applied} <")

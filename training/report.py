@@ -4,8 +4,8 @@
 
 For `@baseline` and `@bert` it reads the metrics their training runs logged (macro-F1,
 neutral false-positive rate, propaganda recall, precision at a 3% prevalence and ECE,
-on `test`, the realistic layer's `test` and the seed articles) and runs the behavioural
-probes on them (`training.probes`), then prints one Markdown table of each, and with
+on `test`, the realistic layer's `test` and the seed articles) and the behavioural
+probes' pass rates (`training.probes`), then prints one Markdown table of each, and with
 `--update-readme` writes them between the README's `results` markers.
 
 Deliberately left out: training, and any figure not logged by training.
@@ -53,6 +53,16 @@ def run_metrics(uri: str) -> tuple[dict[str, float], dict[str, str]]:
     store = client()
     run = store.get_run(store.get_model_version(name, version).run_id)
     return run.data.metrics, run.data.params
+
+
+def logged_probes(metrics: dict[str, float], probes, result_type) -> list:
+    """The probe results a training logged (`probe_<name>`, `probe_<name>_applied`)."""
+    results = []
+    for probe in probes:
+        applied = int(metrics.get(f"probe_{probe.name}_applied", 0))
+        passed = round(metrics.get(f"probe_{probe.name}", 0.0) * applied)
+        results.append(result_type(probe.name, probe.description, applied, passed))
+    return results
 
 
 def figures_table(runs: dict[str, tuple[str, dict, dict]]) -> str:
@@ -121,12 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import classifier
-    from classifier.lexicon import Lexicon
-    from training.data import LEXICON_PATH, read_splits
-    from training.probes import format_table, held_out_rows, run_probes
+    from training.probes import PROBES, ProbeResult, format_table
 
-    rows = held_out_rows(read_splits())
-    lexicon = Lexicon.read(LEXICON_PATH)
     runs, probes = {}, {}
     for family in FAMILIES:
         try:
@@ -135,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         runs[family] = (model.source, *run_metrics(model.source))
-        probes[family] = run_probes(
-            lambda t, m=model: [p.label for p in m.predict(t)], rows, lexicon
-        )
+        probes[family] = logged_probes(runs[family][1], PROBES, ProbeResult)
     versions = ", ".join(
         f"{family} {uri.rsplit('/', 1)[1]}" for family, (uri, _, _) in runs.items()
     )
