@@ -287,6 +287,16 @@ def log_probes(results: list[ProbeResult]) -> dict[str, float]:
     return metrics
 
 
+def logged_probes(metrics: dict[str, float]) -> list[ProbeResult]:
+    """The results `log_probes` logged, read back from a run's metrics (no failures)."""
+    results = []
+    for probe in PROBES:
+        applied = int(metrics.get(f"probe_{probe.name}_applied", 0))
+        passed = round(metrics.get(f"probe_{probe.name}", 0.0) * applied)
+        results.append(ProbeResult(probe.name, probe.description, applied, passed))
+    return results
+
+
 def format_table(results_by_model: dict[str, list[ProbeResult]]) -> str:
     """A Markdown table: one row per probe, one pass-rate column per model."""
     names = list(results_by_model)

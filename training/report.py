@@ -55,16 +55,6 @@ def run_metrics(uri: str) -> tuple[dict[str, float], dict[str, str]]:
     return run.data.metrics, run.data.params
 
 
-def logged_probes(metrics: dict[str, float], probes, result_type) -> list:
-    """The probe results a training logged (`probe_<name>`, `probe_<name>_applied`)."""
-    results = []
-    for probe in probes:
-        applied = int(metrics.get(f"probe_{probe.name}_applied", 0))
-        passed = round(metrics.get(f"probe_{probe.name}", 0.0) * applied)
-        results.append(result_type(probe.name, probe.description, applied, passed))
-    return results
-
-
 def figures_table(runs: dict[str, tuple[str, dict, dict]]) -> str:
     lines = [
         "| model | evaluated on | " + " | ".join(title for _, title in COLUMNS) + " |",
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import classifier
-    from training.probes import PROBES, ProbeResult, format_table
+    from training.probes import format_table, logged_probes
 
     runs, probes = {}, {}
     for family in FAMILIES:
@@ -141,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         runs[family] = (model.source, *run_metrics(model.source))
-        probes[family] = logged_probes(runs[family][1], PROBES, ProbeResult)
+        probes[family] = logged_probes(runs[family][1])
     versions = ", ".join(
         f"{family} {uri.rsplit('/', 1)[1]}" for family, (uri, _, _) in runs.items()
     )
