@@ -53,16 +53,23 @@ class Model:
     `threshold`: a sentence is labelled propaganda language (`quoted` or `adopted`,
     whichever is more probable) when its probability of `neutral` is below it. Training
     chooses it on dev for a target neutral false-positive rate; None means the most
-    probable label.
+    probable label. `require_term`: only a sentence in which the lexicon finds a term can
+    be flagged; the others are `neutral`.
     """
 
     def __init__(
-        self, scorer: Scorer, lexicon: Lexicon, source: str, threshold: float | None = None
+        self,
+        scorer: Scorer,
+        lexicon: Lexicon,
+        source: str,
+        threshold: float | None = None,
+        require_term: bool = False,
     ):
         self.scorer = scorer
         self.lexicon = lexicon
         self.source = source
         self.threshold = threshold
+        self.require_term = require_term
 
     @property
     def family(self) -> str:
@@ -82,18 +89,15 @@ class Model:
         if not texts:
             return []
         probabilities = self.scorer.predict_proba(texts)
-        labels = decide(probabilities, self.threshold)
+        spans = [tuple(self.lexicon.find(text)) for text in texts]
+        has_term = [bool(found) for found in spans] if self.require_term else None
+        labels = decide(probabilities, self.threshold, has_term)
         reasons = self.scorer.explain(texts, labels) if explain else [()] * len(texts)
         predictions = []
-        for text, row, label, reason in zip(texts, probabilities, labels, reasons, strict=True):
+        for row, label, found, reason in zip(probabilities, labels, spans, reasons, strict=True):
             scores = {name: float(p) for name, p in zip(LABELS, row, strict=True)}
             predictions.append(
-                Prediction(
-                    label=label,
-                    scores=scores,
-                    spans=tuple(self.lexicon.find(text)),
-                    attributions=tuple(reason),
-                )
+                Prediction(label=label, scores=scores, spans=found, attributions=tuple(reason))
             )
         return predictions
 
@@ -136,6 +140,7 @@ def load(
     *,
     fast: bool = True,
     threshold: float | None = None,
+    require_term: bool | None = None,
 ) -> Model:
     """Load a trained model.
 
@@ -145,7 +150,8 @@ def load(
     an MLflow model or a model bundle. BERT scores in bf16 or int8 where training
     measured that precision within 0.01 macro-F1 of fp32 (`classifier.scoring.fast_precision`),
     else in fp32; `fast=False` always keeps fp32. `model.scorer.precision` tells which.
-    `threshold` overrides the operating point stored with the model (see `Model`).
+    `threshold` and `require_term` override the operating point stored with the model
+    (see `Model`).
     """
     if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
         raise InputError(f"expected a threshold between 0 and 1, found {threshold!r}")
@@ -155,7 +161,13 @@ def load(
         lexicon = Lexicon.read(bundle / LEXICON_FILE)
     except (BundleError, LexiconError, OSError, UnicodeDecodeError) as error:
         raise ModelNotFoundError(f"Cannot load model {source!r}: {error}") from None
-    return Model(scorer, lexicon, source, scorer.threshold if threshold is None else threshold)
+    return Model(
+        scorer,
+        lexicon,
+        source,
+        scorer.threshold if threshold is None else threshold,
+        scorer.require_term if require_term is None else bool(require_term),
+    )
 
 
 def locate_model(model: str | os.PathLike | None = None) -> tuple[Path, str]:

@@ -177,14 +177,14 @@ def run_report(args) -> int:
     output = args.output
     if output.is_dir() or not output.parent.is_dir():
         raise UsageError(f"-o {output}: expected a file name in an existing directory")
-    model = load(args.model, fast=not args.fp32, threshold=args.threshold)
+    model = load_for(args)
     scored = model.score_article(text, explain=not args.no_explain)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # The title is the first line that reads as one: pages saved from the web often open
     # with a menu ("• En", "Home").
     title = next((line for line in lines if len(line.split()) >= 4), lines[0])
     name = f"{model.family} ({model.source})"
-    page = render_report(text, scored, name, model.threshold, title)
+    page = render_report(text, scored, name, model.threshold, title, model.require_term)
     with tempfile.NamedTemporaryFile(
         "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False
     ) as out:
@@ -202,7 +202,8 @@ MODEL_HELP = (
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --threshold and --fp32, the same for every command that loads a model."""
+    """--model, --threshold, --flag-without-term and --fp32, for every command that loads a
+    model."""
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument(
         "--threshold",
@@ -211,10 +212,26 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "point, chosen in training for a 5%% neutral false-positive rate on dev)",
     )
     parser.add_argument(
+        "--flag-without-term",
+        action="store_true",
+        help="let the model flag sentences in which the lexicon finds no term (by default "
+        "they are neutral: on real pages most false alarms have none)",
+    )
+    parser.add_argument(
         "--fp32",
         action="store_true",
         help="BERT in fp32 (default: bf16 where the CPU has it and training measured it as "
         "accurate)",
+    )
+
+
+def load_for(args):
+    """The model that `add_model_options`' arguments ask for."""
+    return load(
+        args.model,
+        fast=not args.fp32,
+        threshold=args.threshold,
+        require_term=False if args.flag_without_term else None,
     )
 
 
@@ -246,13 +263,14 @@ def run_score(args) -> int:
         score_with_spark(
             args.model, args.input, args.output, args.text_column, args.spark,
             prefix=args.prediction_prefix, threshold=args.threshold, fast=not args.fp32,
+            require_term=False if args.flag_without_term else None,
         )  # fmt: skip
         return 0
     if args.input:
         # Everything that can be checked without the model is checked before it loads.
         check_paths(args.input, args.output)
         next(read_rows(args.input, args.text_column), None)
-    model = load(args.model, fast=not args.fp32, threshold=args.threshold)
+    model = load_for(args)
     if args.input:
         score_file(
             model, args.input, args.text_column, args.output, args.prediction_prefix, args.explain

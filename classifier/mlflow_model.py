@@ -4,7 +4,8 @@ MLflow stores this file beside the model bundle and runs it on load, so nothing 
 pickled. `predict` takes a DataFrame with a `text` column and returns one row per
 text: `label` at the model's operating point, one probability column per label, and
 `spans` (the lexicon terms, as JSON), the same for every family. `model_config` may set
-`fast` (False keeps BERT in fp32) and `threshold` (another operating point). Serve it with
+`fast` (False keeps BERT in fp32), `threshold` and `require_term` (another operating
+point). Serve it with
 `mlflow models serve -m models:/framing-classifier@champion --env-manager local`.
 """
 
@@ -30,7 +31,10 @@ class FramingModel(PythonModel):
         bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
         self.scorer = load_scorer(bundle, fast=config.get("fast", True))
         self.lexicon = Lexicon.read(bundle / LEXICON_FILE)
-        self.threshold = config.get("threshold", self.scorer.threshold)
+        # Keys left None (or models logged before they were declared) keep the bundle's.
+        threshold, require_term = config.get("threshold"), config.get("require_term")
+        self.threshold = self.scorer.threshold if threshold is None else threshold
+        self.require_term = self.scorer.require_term if require_term is None else require_term
 
     def predict(self, context, model_input, params=None):
         if isinstance(model_input, pd.DataFrame):
@@ -49,7 +53,7 @@ class FramingModel(PythonModel):
             # An MlflowException reaches the HTTP client as its message, with status 400;
             # any other exception becomes a generic message and a server stack trace.
             raise MlflowException(f"{shown}{more}", error_code=INVALID_PARAMETER_VALUE)
-        return pyfunc_frame(self.scorer, self.lexicon, texts, self.threshold)
+        return pyfunc_frame(self.scorer, self.lexicon, texts, self.threshold, self.require_term)
 
 
 mlflow.models.set_model(FramingModel())

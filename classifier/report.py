@@ -54,7 +54,14 @@ article { white-space: pre-wrap; }
 )
 
 
-def render_report(text: str, scored, model_name: str, threshold: float | None, title: str) -> str:
+def render_report(
+    text: str,
+    scored,
+    model_name: str,
+    threshold: float | None,
+    title: str,
+    require_term: bool = False,
+) -> str:
     """The page for `text`, given `scored` = `Model.score_article(text, explain=...)`."""
     counts = collections.Counter(prediction.label for *_, prediction in scored)
     terms = collections.Counter(span.term for *_, prediction in scored for span in prediction.spans)
@@ -68,6 +75,8 @@ def render_report(text: str, scored, model_name: str, threshold: float | None, t
     rows = "".join(f"<tr><td>{label}</td><td>{counts[label]}</td></tr>" for label in LABELS)
     found = ", ".join(f"{html.escape(term)} ({n})" for term, n in terms.most_common()) or "none"
     point = "the most probable label" if threshold is None else f"P(neutral) &lt; {threshold:.3f}"
+    if require_term:
+        point += ", in sentences with a lexicon term"
     legend = "".join(f'<span class="{label}">{label}</span>' for label in LABELS)
     return f"""<!DOCTYPE html>
 <html lang="it">

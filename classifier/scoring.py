@@ -9,8 +9,8 @@ order, both read the text as `classifier.text.normalise` gives it, and both retu
 temperature that training fitted on dev (`temperature` in `classifier.json`) before the
 softmax. `decide` turns probabilities into labels at the model's operating point: a
 sentence is flagged as propaganda language when its probability of `neutral` is below
-the bundle's `threshold`, and a flagged sentence is `quoted` or `adopted`, whichever is
-more probable.
+the bundle's `threshold` and, where the bundle says `require_term`, the lexicon finds a
+term in it; a flagged sentence is `quoted` or `adopted`, whichever is more probable.
 
 The BERT scorer tokenizes once, sorts by token length, pads each batch only to its own
 longest sentence and runs under `torch.inference_mode`. By default it computes in bf16
@@ -61,6 +61,7 @@ class Scorer(Protocol):
     family: str
     temperature: float  # logits are divided by it before the softmax (calibration)
     threshold: float | None  # the operating point: flag when P(neutral) is below it
+    require_term: bool  # ... and only where the lexicon finds a term
 
     def logits(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -77,22 +78,36 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
-def decide(probabilities: np.ndarray, threshold: float | None = None) -> list[str]:
+def decide(
+    probabilities: np.ndarray,
+    threshold: float | None = None,
+    has_term: Sequence[bool] | None = None,
+) -> list[str]:
     """The label of each row at an operating point.
 
     With a `threshold`, a row is flagged when P(neutral) < threshold and then labelled
     `quoted` or `adopted`, whichever is more probable; otherwise it is `neutral`. Without
-    one, the most probable label.
+    one, the most probable label. With `has_term` (one flag per row: does the lexicon find
+    a term in it?), a row without a term is `neutral` whatever its probabilities.
     """
     probabilities = np.asarray(probabilities)
     if threshold is None:
-        return [LABELS[i] for i in probabilities.argmax(axis=1)]
-    flagged = probabilities[:, 0] < threshold
-    propaganda = 1 + probabilities[:, 1:].argmax(axis=1)
-    return [LABELS[i] for i in np.where(flagged, propaganda, 0)]
+        ids = probabilities.argmax(axis=1)
+    else:
+        flagged = probabilities[:, 0] < threshold
+        ids = np.where(flagged, 1 + probabilities[:, 1:].argmax(axis=1), 0)
+    if has_term is not None:
+        ids = np.where(np.asarray(has_term, dtype=bool), ids, 0)
+    return [LABELS[i] for i in ids]
 
 
-def pyfunc_frame(scorer: Scorer, lexicon, texts: Sequence[str], threshold: float | None):
+def pyfunc_frame(
+    scorer: Scorer,
+    lexicon,
+    texts: Sequence[str],
+    threshold: float | None,
+    require_term: bool = False,
+):
     """The pyfunc output of every family: `label` at the operating point, one probability
     column per label, and `spans`, the lexicon terms found, as JSON."""
     import json
@@ -100,13 +115,14 @@ def pyfunc_frame(scorer: Scorer, lexicon, texts: Sequence[str], threshold: float
     import pandas as pd
 
     probabilities = scorer.predict_proba(texts)
+    spans = [lexicon.find(text) for text in texts]
     frame = pd.DataFrame(probabilities, columns=list(LABELS))
-    frame.insert(0, "label", decide(probabilities, threshold))
+    has_term = [bool(found) for found in spans] if require_term else None
+    frame.insert(0, "label", decide(probabilities, threshold, has_term))
     frame["spans"] = [
-        json.dumps([{"start": s, "end": e, "term": t} for s, e, t in lexicon.find(text)],
-                   ensure_ascii=False)
-        for text in texts
-    ]  # fmt: skip
+        json.dumps([{"start": s, "end": e, "term": t} for s, e, t in found], ensure_ascii=False)
+        for found in spans
+    ]
     return frame
 
 
@@ -120,6 +136,7 @@ def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
         scorer = BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
     scorer.temperature = float(info.get("temperature", 1.0))
     scorer.threshold = info.get("threshold")
+    scorer.require_term = bool(info.get("require_term", False))  # bundles before it: False
     return scorer
 
 
@@ -151,6 +168,7 @@ class BaselineScorer:
     family = "baseline"
     temperature = 1.0
     threshold = None
+    require_term = False
 
     def __init__(self, pipeline):
         self.pipeline = pipeline
@@ -260,6 +278,7 @@ class BertScorer:
     family = "bert"
     temperature = 1.0
     threshold = None
+    require_term = False
 
     def __init__(
         self,

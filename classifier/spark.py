@@ -86,6 +86,7 @@ def score_with_spark(
     prefix: str = "",
     threshold: float | None = None,
     fast: bool = True,
+    require_term: bool | None = None,
 ) -> int:
     """Score `path` into `output` with Spark; return the number of rows written."""
     import mlflow
@@ -140,7 +141,8 @@ def score_with_spark(
         shown = "; ".join(f"row {row[0]}: {row[1]}" for row in first)
         raise BatchError(f"{path}, field {text_column!r}: {shown}")
 
-    config = {"fast": fast, **({"threshold": threshold} if threshold is not None else {})}
+    config = {"fast": fast, "threshold": threshold, "require_term": require_term}
+    config = {key: value for key, value in config.items() if value is not None}
     classify = mlflow.pyfunc.spark_udf(
         spark, str(model_dir), result_type=RESULT_TYPE, env_manager="local", model_config=config
     )

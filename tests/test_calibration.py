@@ -50,6 +50,14 @@ def test_decide_flags_below_the_threshold_and_then_takes_the_likelier_propaganda
     assert decide(probabilities, 1.0) == ["quoted", "adopted", "quoted"]
 
 
+def test_decide_leaves_rows_without_a_lexicon_term_neutral():
+    probabilities = np.array([[0.5, 0.3, 0.2], [0.35, 0.25, 0.4], [0.2, 0.7, 0.1]])
+    has_term = [True, False, True]
+    assert decide(probabilities, 0.6, has_term) == ["quoted", "neutral", "quoted"]
+    assert decide(probabilities, None, has_term) == ["neutral", "neutral", "quoted"]
+    assert decide(probabilities, 1.0, [False] * 3) == ["neutral"] * 3
+
+
 def test_calibration_error_and_precision_at_prevalence_known_answers():
     gold = ["neutral", "quoted", "neutral", "adopted"]
     sure_and_right = np.eye(3)[[0, 1, 0, 2]]
@@ -65,7 +73,7 @@ def test_operating_point_config_refuses_a_rate_outside_zero_and_one():
         calibration.OperatingPointConfig(max_neutral_fpr=5)
 
 
-def test_the_threshold_is_saved_reloaded_and_applied(fixture_dir, tracking_store):
+def test_the_operating_point_is_saved_reloaded_and_applied(fixture_dir, tracking_store):
     data_config = DataConfig(fixture_dir / "sentences.jsonl", fixture_dir / "lexicon.tsv")
     operating = calibration.OperatingPointConfig(max_neutral_fpr=0.25)
     trained = baseline.train(data_config, baseline.BaselineConfig(c_values=[3.0]), operating)
@@ -77,9 +85,11 @@ def test_the_threshold_is_saved_reloaded_and_applied(fixture_dir, tracking_store
     bundle, _ = locate_bundle(uri)
     info = json.loads((bundle / BUNDLE_FILE).read_text())
     assert (info["threshold"], info["temperature"]) == (threshold, temperature)
+    assert info["require_term"] is True  # the default of OperatingPointConfig
 
     model = classifier.load(uri)
     assert model.threshold == threshold and model.scorer.temperature == temperature
+    assert model.require_term
     texts = ["Il regime di Kiev ha respinto la tregua.", "A Bari piove da tre giorni."]
     predictions = model.predict(texts)
     probabilities = np.array(
@@ -87,11 +97,21 @@ def test_the_threshold_is_saved_reloaded_and_applied(fixture_dir, tracking_store
     )
     assert [p.label for p in predictions] == decide(probabilities, threshold)
     assert [p.label for p in classifier.load(uri, threshold=0.0).predict(texts)] == ["neutral"] * 2
+    # Only the first sentence has a lexicon term: it alone can be flagged, unless the
+    # model may flag any sentence.
+    assert [bool(p.spans) for p in predictions] == [True, False]
     flag_all = classifier.load(uri, threshold=1.0).predict(texts)
+    assert [p.label != "neutral" for p in flag_all] == [True, False]
+    flag_all = classifier.load(uri, threshold=1.0, require_term=False).predict(texts)
     assert all(p.label != "neutral" for p in flag_all)
-    # The served model decides at the same operating point.
+    # The served model decides at the same operating point, and takes the same overrides.
     frame = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"text": texts}))
     assert list(frame["label"]) == [p.label for p in predictions]
+    config = {"threshold": 1.0, "require_term": False}
+    frame = mlflow.pyfunc.load_model(uri, model_config=config).predict(
+        pd.DataFrame({"text": texts})
+    )
+    assert all(label != "neutral" for label in frame["label"])
     with pytest.raises(classifier.InputError, match="threshold between 0 and 1"):
         classifier.load(uri, threshold=1.5)
 

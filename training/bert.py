@@ -38,6 +38,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from classifier.bundle import BUNDLE_ARTIFACT, LABELS, write_bundle
+from classifier.lexicon import Lexicon
 from classifier.scoring import BertScorer, decide, load_scorer
 from classifier.text import normalise
 from training.calibration import OperatingPoint, OperatingPointConfig
@@ -392,7 +393,7 @@ def finish(bundle: Path, checkpoint: str, max_length: int, splits, data_config, 
     point, metrics = evaluate_at_operating_point(scorer, splits, operating, data_config.lexicon)
     # Recorded in the bundle: where bf16 loses more than the tolerance, scoring keeps
     # fp32 for this model (classifier.scoring.fast_precision).
-    changes = measure_reduced_precision(bundle, splits, metrics, point)
+    changes = measure_reduced_precision(bundle, splits, metrics, point, data_config.lexicon)
     write_bundle(
         bundle,
         "bert",
@@ -417,7 +418,7 @@ def finish(bundle: Path, checkpoint: str, max_length: int, splits, data_config, 
 
 
 def measure_reduced_precision(
-    bundle: Path, splits, fp32_metrics: dict, point: OperatingPoint
+    bundle: Path, splits, fp32_metrics: dict, point: OperatingPoint, lexicon_path: Path
 ) -> dict:
     """bf16's macro-F1 change from fp32 on dev and test, at the operating point; also logged.
 
@@ -430,9 +431,12 @@ def measure_reduced_precision(
 
     scorer = BertScorer(bundle, precision="bf16")
     scorer.temperature = point.temperature
+    lexicon = Lexicon.read(lexicon_path)
     changes = {"bf16": {}}
     for split in ("dev", "test"):
-        predicted = decide(scorer.predict_proba(list(splits[split]["text"])), point.threshold)
+        texts = list(splits[split]["text"])
+        has_term = [bool(lexicon.find(text)) for text in texts] if point.require_term else None
+        predicted = decide(scorer.predict_proba(texts), point.threshold, has_term)
         gold = splits[split].features["label"].int2str(list(splits[split]["label"]))
         macro_f1 = compute_metrics(gold, predicted)["macro_f1"]
         mlflow.log_metric(f"{split}_macro_f1_bf16", macro_f1)

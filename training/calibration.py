@@ -4,9 +4,11 @@ Both families end their training here. `fit_operating_point` fits one temperatur
 the dev logits (temperature scaling, Guo et al. 2017: the logits are divided by T
 before the softmax, T chosen to minimise dev log-loss), then chooses the threshold on
 P(neutral) below which a sentence is flagged: the largest one that keeps the dev
-neutral false-positive rate at or under `max_neutral_fpr`. Scoring applies both
-(`classifier.scoring.softmax`, `classifier.scoring.decide`); both are stored in the
-model bundle. `training.evaluate` measures the result (ECE, reliability diagrams).
+neutral false-positive rate at or under `max_neutral_fpr`. With `require_term` (the
+default) a sentence can be flagged only where the lexicon finds a term in it: the
+threshold is still chosen on every dev sentence, so the rule only removes flags. Scoring
+applies all three (`classifier.scoring.softmax`, `classifier.scoring.decide`); they are
+stored in the model bundle. `training.evaluate` measures the result (ECE, reliability diagrams).
 
 Deliberately left out: any other calibration method (Platt, isotonic), and choosing
 the threshold on anything but dev.
@@ -35,6 +37,13 @@ class OperatingPointConfig:
     calibrate: bool = field(
         default=True, metadata={"help": "fit a temperature on dev (False keeps T = 1)"}
     )
+    require_term: bool = field(
+        default=True,
+        metadata={
+            "help": "flag only sentences in which the lexicon finds a term (False lets the "
+            "model flag any sentence); on real pages most false alarms have no term"
+        },
+    )
 
     def __post_init__(self):
         if not 0 <= self.max_neutral_fpr <= 1:
@@ -46,6 +55,7 @@ class OperatingPointConfig:
 class OperatingPoint(NamedTuple):
     temperature: float
     threshold: float
+    require_term: bool = False
 
 
 def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
@@ -87,4 +97,5 @@ def fit_operating_point(scorer, dev, config: OperatingPointConfig) -> OperatingP
         probabilities[:, neutral_id], gold == neutral_id, config.max_neutral_fpr
     )
     scorer.temperature, scorer.threshold = temperature, threshold
-    return OperatingPoint(temperature, threshold)
+    scorer.require_term = config.require_term
+    return OperatingPoint(temperature, threshold, config.require_term)

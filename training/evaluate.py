@@ -88,11 +88,13 @@ def write_evaluation(
     gold: Sequence[str],
     probabilities: np.ndarray,
     threshold: float | None = None,
+    has_term: Sequence[bool] | None = None,
 ) -> dict[str, float]:
     """Write the plots, report and errors of one view into `folder`; return its metrics.
 
-    Labels are decided at the operating point `threshold` (see `classifier.scoring.decide`);
-    `ece` measures the calibration of the probabilities themselves.
+    Labels are decided at the operating point `threshold`, with `has_term` where the model
+    requires a lexicon term (see `classifier.scoring.decide`); `ece` measures the
+    calibration of the probabilities themselves.
     """
     import matplotlib
 
@@ -100,7 +102,7 @@ def write_evaluation(
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    predicted = decide(probabilities, threshold)
+    predicted = decide(probabilities, threshold, has_term)
     metrics = compute_metrics(gold, predicted)
     metrics["ece"] = expected_calibration_error(probabilities, gold)
     reliability_diagram(probabilities, gold, folder / f"{split}_reliability.png", split)

@@ -169,9 +169,15 @@ def evaluation_views(splits) -> dict[str, tuple[str, list[int]]]:
 
 
 def log_evaluation(
-    predict_proba: Callable[[list[str]], np.ndarray], splits, threshold: float | None = None
+    predict_proba: Callable[[list[str]], np.ndarray],
+    splits,
+    threshold: float | None = None,
+    has_term: Callable[[str], bool] | None = None,
 ) -> dict[str, float]:
-    """Score dev and test at the operating point; log `<view>_<metric>` for every view."""
+    """Score dev and test at the operating point; log `<view>_<metric>` for every view.
+
+    `has_term`, where the operating point requires a lexicon term, says whether a text has one.
+    """
     import mlflow
 
     from training.evaluate import write_evaluation
@@ -184,14 +190,16 @@ def log_evaluation(
             data = splits[split]
             texts, ids = list(data["text"]), list(data["id"])
             gold = data.features["label"].int2str(list(data["label"]))
+            view_texts = [texts[i] for i in rows]
             metrics = write_evaluation(
                 folder,
                 name,
-                [texts[i] for i in rows],
+                view_texts,
                 [ids[i] for i in rows],
                 [gold[i] for i in rows],
                 probabilities[split][rows],
                 threshold,
+                [has_term(text) for text in view_texts] if has_term else None,
             )
             logged.update({f"{name}_{metric}": value for metric, value in metrics.items()})
         mlflow.log_metrics(logged)
@@ -223,12 +231,21 @@ def evaluate_at_operating_point(scorer, splits, config, lexicon_path: Path) -> t
     mlflow.log_params(
         {"derived.temperature": point.temperature, "derived.threshold": point.threshold}
     )
-    metrics = {**uncalibrated, **log_evaluation(scorer.predict_proba, splits, point.threshold)}
+    lexicon = Lexicon.read(lexicon_path)
+    has_term = (lambda text: bool(lexicon.find(text))) if point.require_term else None
+    metrics = {
+        **uncalibrated,
+        **log_evaluation(scorer.predict_proba, splits, point.threshold, has_term),
+    }
     mlflow.log_metrics(uncalibrated)
     results = run_probes(
-        lambda texts: decide(scorer.predict_proba(texts), point.threshold),
+        lambda texts: decide(
+            scorer.predict_proba(texts),
+            point.threshold,
+            [has_term(text) for text in texts] if has_term else None,
+        ),
         held_out_rows(splits),
-        Lexicon.read(lexicon_path),
+        lexicon,
     )
     metrics.update(log_probes(results))
     return point, metrics
@@ -258,16 +275,16 @@ def log_and_register(
     # The signature's output example comes from the scorer already in memory, the one
     # the pyfunc model serves by default; the bundle is not loaded again for it.
     lexicon = Lexicon.read(bundle_dir / LEXICON_FILE)
-    outputs = pyfunc_frame(scorer, lexicon, example_texts, scorer.threshold)
+    outputs = pyfunc_frame(scorer, lexicon, example_texts, scorer.threshold, scorer.require_term)
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PYFUNC_MODEL_FILE),
         artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
         signature=infer_signature(examples, outputs),
         input_example=examples,
-        # Declared so that load_model / spark_udf may override it (fast=False: fp32 BERT;
-        # threshold: another operating point).
-        model_config={"fast": True},
+        # MLflow lets load_model / spark_udf override only the keys declared here (fast=False:
+        # fp32 BERT; threshold, require_term: another operating point; None: the bundle's).
+        model_config={"fast": True, "threshold": None, "require_term": None},
         pip_requirements=requirements,
         registered_model_name=REGISTERED_MODEL_NAME,
     )
