@@ -40,6 +40,10 @@ def test_the_threshold_keeps_the_neutral_false_positive_rate_at_the_target():
     assert np.mean(p_neutral[gold_neutral] < threshold) <= 0.25
     with pytest.raises(ValueError, match="neutral sentences"):
         calibration.choose_threshold(p_neutral, np.zeros(11, dtype=bool), 0.1)
+    # Rows that can never be flagged (no lexicon term) count as neutral sentences kept.
+    never = np.where(np.arange(11) < 5, np.inf, p_neutral)
+    assert calibration.choose_threshold(never, gold_neutral, 0.2) == 0.8
+    assert calibration.choose_threshold(never, gold_neutral, 0.5) == 1.0
 
 
 def test_decide_flags_below_the_threshold_and_then_takes_the_likelier_propaganda_label():
@@ -95,11 +99,12 @@ def test_the_operating_point_is_saved_reloaded_and_applied(fixture_dir, tracking
     probabilities = np.array(
         [[p.scores[label] for label in classifier.LABELS] for p in predictions]
     )
-    assert [p.label for p in predictions] == decide(probabilities, threshold)
+    has_term = [bool(p.spans) for p in predictions]
+    assert [p.label for p in predictions] == decide(probabilities, threshold, has_term)
     assert [p.label for p in classifier.load(uri, threshold=0.0).predict(texts)] == ["neutral"] * 2
     # Only the first sentence has a lexicon term: it alone can be flagged, unless the
     # model may flag any sentence.
-    assert [bool(p.spans) for p in predictions] == [True, False]
+    assert has_term == [True, False]
     flag_all = classifier.load(uri, threshold=1.0).predict(texts)
     assert [p.label != "neutral" for p in flag_all] == [True, False]
     flag_all = classifier.load(uri, threshold=1.0, require_term=False).predict(texts)

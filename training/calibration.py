@@ -5,8 +5,9 @@ the dev logits (temperature scaling, Guo et al. 2017: the logits are divided by 
 before the softmax, T chosen to minimise dev log-loss), then chooses the threshold on
 P(neutral) below which a sentence is flagged: the largest one that keeps the dev
 neutral false-positive rate at or under `max_neutral_fpr`. With `require_term` (the
-default) a sentence can be flagged only where the lexicon finds a term in it: the
-threshold is still chosen on every dev sentence, so the rule only removes flags. Scoring
+default) a sentence can be flagged only where the lexicon finds a term in it, and the
+threshold is chosen for that rule: the dev sentences without a term are never flagged, so
+they count as neutral sentences kept. Scoring
 applies all three (`classifier.scoring.softmax`, `classifier.scoring.decide`); they are
 stored in the model bundle. `training.evaluate` measures the result (ECE, reliability diagrams).
 
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from classifier.lexicon import Lexicon
 from classifier.scoring import LABELS, softmax
 from training.data import ConfigError
 
@@ -78,24 +80,35 @@ def choose_threshold(p_neutral: np.ndarray, gold_neutral: np.ndarray, max_fpr: f
 
     Flagging is `P(neutral) < t`, so with the neutral rows' P(neutral) sorted ascending,
     the (k+1)-th smallest value, k = floor(max_fpr * n), lets exactly the k smallest through.
+    Rows that can never be flagged have P(neutral) = inf; the threshold is at most 1.
     """
     neutral = np.sort(np.asarray(p_neutral)[np.asarray(gold_neutral, dtype=bool)])
     if len(neutral) == 0:
         raise ValueError("expected neutral sentences on dev to choose a threshold, found none")
     allowed = int(np.floor(max_fpr * len(neutral) + 1e-9))
-    return 1.0 if allowed >= len(neutral) else float(neutral[allowed])
+    return 1.0 if allowed >= len(neutral) else min(1.0, float(neutral[allowed]))
 
 
-def fit_operating_point(scorer, dev, config: OperatingPointConfig) -> OperatingPoint:
-    """Fit the temperature and the threshold on the dev split; set both on `scorer`."""
+def fit_operating_point(
+    scorer, dev, config: OperatingPointConfig, lexicon: Lexicon | None = None
+) -> OperatingPoint:
+    """Fit the temperature and the threshold on the dev split; set both on `scorer`.
+
+    `lexicon` finds the terms where `config.require_term` is set.
+    """
+    if config.require_term and lexicon is None:
+        raise ValueError("require_term needs the lexicon that finds the terms")
+    texts = list(dev["text"])
     gold = np.asarray(dev["label"])
-    logits = scorer.logits(list(dev["text"]))
+    logits = scorer.logits(texts)
     temperature = fit_temperature(logits, gold) if config.calibrate else 1.0
     probabilities = softmax(logits, temperature)
     neutral_id = LABELS.index("neutral")
-    threshold = choose_threshold(
-        probabilities[:, neutral_id], gold == neutral_id, config.max_neutral_fpr
-    )
+    p_neutral = probabilities[:, neutral_id]
+    if config.require_term:
+        has_term = np.array([bool(lexicon.find(text)) for text in texts], dtype=bool)
+        p_neutral = np.where(has_term, p_neutral, np.inf)
+    threshold = choose_threshold(p_neutral, gold == neutral_id, config.max_neutral_fpr)
     scorer.temperature, scorer.threshold = temperature, threshold
     scorer.require_term = config.require_term
     return OperatingPoint(temperature, threshold, config.require_term)

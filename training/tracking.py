@@ -227,11 +227,11 @@ def evaluate_at_operating_point(scorer, splits, config, lexicon_path: Path) -> t
         )
         for split in ("dev", "test")
     }
-    point = fit_operating_point(scorer, splits["dev"], config)
+    lexicon = Lexicon.read(lexicon_path)
+    point = fit_operating_point(scorer, splits["dev"], config, lexicon)
     mlflow.log_params(
         {"derived.temperature": point.temperature, "derived.threshold": point.threshold}
     )
-    lexicon = Lexicon.read(lexicon_path)
     has_term = (lambda text: bool(lexicon.find(text))) if point.require_term else None
     metrics = {
         **uncalibrated,
