@@ -144,12 +144,12 @@ def load(
 ) -> Model:
     """Load a trained model.
 
-    `model` is None (the best registered model by dev macro-F1), a family name
-    ("baseline" or "bert": the best of that family), any MLflow model URI
-    (`models:/framing-classifier/3`, `runs:/<id>/model`), or a local directory holding
-    an MLflow model or a model bundle. BERT scores in bf16 or int8 where training
-    measured that precision within 0.01 macro-F1 of fp32 (`classifier.scoring.fast_precision`),
-    else in fp32; `fast=False` always keeps fp32. `model.scorer.precision` tells which.
+    `model` is None (the registered `@champion`), a family name ("baseline" or "bert":
+    `@baseline`, `@bert`), any MLflow model URI (`models:/framing-classifier/3`,
+    `runs:/<id>/model`), or a local directory holding an MLflow model or a model bundle.
+    BERT scores in bf16 where the CPU has it natively and training measured it within 0.01
+    macro-F1 of fp32 (`classifier.scoring.fast_precision`), else in fp32; `fast=False`
+    always keeps fp32. `model.scorer.precision` tells which.
     `threshold` and `require_term` override the operating point stored with the model
     (see `Model`).
     """

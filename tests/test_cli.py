@@ -35,6 +35,17 @@ def test_score_sentences_prints_a_table_with_terms(use_trained_store, capsys):
     assert lines[2].startswith("neutral ")
 
 
+def test_flag_without_term_lets_the_threshold_reach_sentences_without_a_term(
+    use_trained_store, capsys
+):
+    sentences = ["Il regime di Kiev ha respinto la tregua.", "A Bari piove."]
+    args = ["score", "--json", "--model", "baseline", "--threshold", "1", *sentences]
+    _, out, _ = run(capsys, *args)
+    assert [json.loads(line)["label"] != "neutral" for line in out.splitlines()] == [True, False]
+    _, out, _ = run(capsys, *args, "--flag-without-term")
+    assert all(json.loads(line)["label"] != "neutral" for line in out.splitlines())
+
+
 def test_score_json_lines(use_trained_store, capsys):
     status, out, _ = run(
         capsys, "score", "--json", "--model", "baseline", "Il regime di Kiev tace."
