@@ -74,9 +74,13 @@ def render_report(
     flagged = counts["quoted"] + counts["adopted"]
     rows = "".join(f"<tr><td>{label}</td><td>{counts[label]}</td></tr>" for label in LABELS)
     found = ", ".join(f"{html.escape(term)} ({n})" for term, n in terms.most_common()) or "none"
-    point = "the most probable label" if threshold is None else f"P(neutral) &lt; {threshold:.3f}"
-    if require_term:
-        point += ", in sentences with a lexicon term"
+    if threshold is None:
+        point = "the most probable label"
+    elif threshold >= 1 and require_term:
+        point = "the lexicon finds a term (any P(neutral) below 1)"
+    else:
+        point = f"P(neutral) &lt; {threshold:.3f}"
+        point += ", in sentences with a lexicon term" if require_term else ""
     legend = "".join(f'<span class="{label}">{label}</span>' for label in LABELS)
     return f"""<!DOCTYPE html>
 <html lang="it">

@@ -83,6 +83,16 @@ def test_the_report_holds_the_article_and_marks_every_sentence(use_trained_store
     assert "operazione militare speciale (1)" in summary and "regime di Kiev (1)" in summary
 
 
+def test_the_report_states_the_operating_point(use_trained_store, capsys, tmp_path):
+    page = render(capsys, tmp_path, ARTICLE, "--threshold", "1").read_text(encoding="utf-8")
+    assert "flagged when the lexicon finds a term" in page
+    page = render(capsys, tmp_path, ARTICLE, "--threshold", "0.5").read_text(encoding="utf-8")
+    assert "flagged when P(neutral) &lt; 0.500, in sentences with a lexicon term." in page
+    extra = ("--threshold", "0.5", "--flag-without-term")
+    page = render(capsys, tmp_path, ARTICLE, *extra).read_text(encoding="utf-8")
+    assert "flagged when P(neutral) &lt; 0.500." in page
+
+
 def test_the_title_skips_a_saved_page_menu(use_trained_store, capsys, tmp_path):
     page = render(capsys, tmp_path, "• En\n• It\n\n" + ARTICLE).read_text(encoding="utf-8")
     assert "<h1>Kiev, la tregua respinta</h1>" in page
