@@ -157,8 +157,8 @@ def load(
         raise InputError(f"expected a threshold between 0 and 1, found {threshold!r}")
     bundle, source = locate_bundle(model)
     try:
-        scorer = load_scorer(bundle, fast=fast)
         lexicon = Lexicon.read(bundle / LEXICON_FILE)
+        scorer = load_scorer(bundle, fast=fast, lexicon=lexicon)
     except (BundleError, LexiconError, OSError, UnicodeDecodeError) as error:
         raise ModelNotFoundError(f"Cannot load model {source!r}: {error}") from None
     return Model(

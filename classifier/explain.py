@@ -10,7 +10,9 @@ one span.
 - Baseline: exact. A logistic regression's logit is a sum over its features, so each
   word or character n-gram contributes its TF-IDF value times its coefficient; an
   n-gram found several times shares its contribution between its occurrences, and a
-  character n-gram across two words shares it by the characters it covers.
+  character n-gram across two words shares it by the characters it covers. A word
+  n-gram of the masked text (terms replaced by a placeholder) is spread over the words
+  it stands for, the term's included.
 - BERT: integrated gradients (Sundararajan et al., 2017) from Captum, on the word
   embeddings, against a baseline of padding tokens; word pieces add up into words. Its
   token scores sum to the logit difference between the sentence and the baseline
@@ -127,24 +129,28 @@ def _char_ngrams(vectorizer, text: str) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
-def explain_baseline(pipeline, texts: Sequence[str], columns: Sequence[int], top: int = TOP):
+def explain_baseline(
+    pipeline, texts: Sequence[str], columns: Sequence[int], lexicon=None, top: int = TOP
+):
     """Attributions of a TF-IDF + logistic-regression pipeline for the label column of each text.
 
     `columns[i]` is the index, in the pipeline's own class order, of text i's label.
+    `lexicon`: the one a pipeline with a `masked` column reads (`classifier.scoring`); an
+    n-gram of the masked text that holds the placeholder points at the term it stands for.
     """
-    import pandas as pd
+    from classifier.scoring import MASKED_COLUMN, baseline_frame
 
     features, classifier = pipeline[0], pipeline[-1]
     normalised = [normalise_with_offsets(text) for text in texts]
-    matrix = features.transform(
-        pd.DataFrame({"text": pd.Series([n for n, _, _ in normalised], dtype=object)})
-    ).tocsr()
+    matrix = features.transform(baseline_frame([n for n, _, _ in normalised], lexicon)).tocsr()
     coefficients = classifier.coef_
-    # Where each transformer's features sit in the joint matrix, and what each one is.
+    # Where each transformer's features sit in the joint matrix, what each one is, and
+    # which column it reads.
     blocks, offset = [], 0
-    for _, vectorizer, _ in features.transformers_:
+    for _, vectorizer, column in features.transformers_:
         size = len(vectorizer.vocabulary_)
-        blocks.append((offset, offset + size, vectorizer, vectorizer.get_feature_names_out()))
+        names = vectorizer.get_feature_names_out()
+        blocks.append((offset, offset + size, vectorizer, names, column == MASKED_COLUMN))
         offset += size
     results = []
     for i, (text, starts, ends) in enumerate(normalised):
@@ -153,13 +159,20 @@ def explain_baseline(pipeline, texts: Sequence[str], columns: Sequence[int], top
             coefficients[columns[i], row.indices] - coefficients[:, row.indices].mean(axis=0)
         )
         units = _units(text)
-        for low, high, vectorizer, names in blocks:
+        masked = lexicon.mask(text) if lexicon is not None else None
+        for low, high, vectorizer, names, reads_masked in blocks:
             chosen = (row.indices >= low) & (row.indices < high)
             if not chosen.any():
                 continue
-            occurs = (_char_ngrams if vectorizer.analyzer == "char" else _word_ngrams)(
-                vectorizer, text
-            )
+            ngrams = _char_ngrams if vectorizer.analyzer == "char" else _word_ngrams
+            if reads_masked:
+                source, from_start, from_end = masked
+                occurs = {
+                    gram: [(from_start[a], from_end[b - 1]) for a, b in places]
+                    for gram, places in ngrams(vectorizer, source).items()
+                }
+            else:
+                occurs = ngrams(vectorizer, text)
             for index, amount in zip(row.indices[chosen], push[chosen], strict=True):
                 places = occurs.get(names[index - low], [])
                 for start, end in places:

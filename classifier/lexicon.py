@@ -13,6 +13,9 @@ apostrophes ’ ʼ ‘ as ', lets any run of whitespace, line breaks included, s
 single space of a variant, and reads the text normalised (NFC, without soft hyphens or
 zero-width characters: `classifier.text`).
 
+`Lexicon.mask` writes a text with each match replaced by `PLACEHOLDER`, one word that
+stands for any term: what the baseline's word features read (`classifier.scoring`).
+
 Deliberately left out: stemming and lemmatisation (inflected forms are listed as variants),
 fuzzy matching, and any judgement of whether a match is used approvingly or reported.
 """
@@ -30,6 +33,9 @@ FIELD_COUNT = len(HEADER.split("\t"))
 KINDS = ("term", "euphemism", "narrative phrase", "honorific", "slogan")
 HEADER_WITHOUT_KIND = "term\tregime\tneutral\tvariants\tnote"  # the format before `kind`
 APOSTROPHE_TABLE = str.maketrans({"’": "'", "ʼ": "'", "‘": "'"})
+# The word that stands for any lexicon term in masked text: one token (\w+) that no
+# Italian sentence contains.
+PLACEHOLDER = "_termine_"
 END = ""  # marks, inside the trie of variants, a node where a variant ends
 
 
@@ -104,6 +110,26 @@ class Lexicon:
             )
             for match in self._pattern.finditer(_fold(normalised))
         ]
+
+    def mask(self, text: str) -> tuple[str, list[int], list[int]]:
+        """`text` with every match replaced by `PLACEHOLDER`, and each character's origin.
+
+        Returns (masked, starts, ends): masked[i] comes from text[starts[i]:ends[i]], the
+        placeholder's characters from the whole match. `text` is read as `find` reads it.
+        """
+        pieces, starts, ends = [], [], []
+        last = 0
+        for span in self.find(text):
+            pieces.append(text[last : span.start] + PLACEHOLDER)
+            starts.extend(range(last, span.start))
+            ends.extend(range(last + 1, span.start + 1))
+            starts.extend([span.start] * len(PLACEHOLDER))
+            ends.extend([span.end] * len(PLACEHOLDER))
+            last = span.end
+        pieces.append(text[last:])
+        starts.extend(range(last, len(text)))
+        ends.extend(range(last + 1, len(text) + 1))
+        return "".join(pieces), starts, ends
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -29,8 +29,8 @@ class FramingModel(PythonModel):
     def load_context(self, context):
         config = context.model_config or {}
         bundle = Path(context.artifacts[BUNDLE_ARTIFACT])
-        self.scorer = load_scorer(bundle, fast=config.get("fast", True))
         self.lexicon = Lexicon.read(bundle / LEXICON_FILE)
+        self.scorer = load_scorer(bundle, fast=config.get("fast", True), lexicon=self.lexicon)
         # Keys left None (or models logged before they were declared) keep the bundle's.
         threshold, require_term = config.get("threshold"), config.get("require_term")
         self.threshold = self.scorer.threshold if threshold is None else threshold

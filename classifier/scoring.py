@@ -35,11 +35,12 @@ from typing import Protocol
 
 import numpy as np
 
-from classifier.bundle import LABELS, PIPELINE_FILE, BundleError, read_bundle
+from classifier.bundle import LABELS, LEXICON_FILE, PIPELINE_FILE, BundleError, read_bundle
 from classifier.store import cache_dir
 from classifier.text import normalise
 
 PRECISIONS = ("fp32", "bf16")
+MASKED_COLUMN = "masked"  # the baseline's input with lexicon terms masked (`baseline_frame`)
 # The most macro-F1, on dev or on test, that bf16 may lose against fp32 before the
 # fast path keeps fp32 for that model.
 PRECISION_TOLERANCE = 0.01
@@ -126,12 +127,16 @@ def pyfunc_frame(
     return frame
 
 
-def load_scorer(bundle_dir: str | Path, *, fast: bool = True) -> Scorer:
-    """Verify and load the scorer a bundle describes. `fast=False` keeps BERT in fp32."""
+def load_scorer(bundle_dir: str | Path, *, fast: bool = True, lexicon=None) -> Scorer:
+    """Verify and load the scorer a bundle describes. `fast=False` keeps BERT in fp32.
+
+    `lexicon`: the bundle's lexicon where the caller has read it already; a baseline that
+    masks terms reads it from the bundle otherwise.
+    """
     bundle_dir = Path(bundle_dir)
     info = read_bundle(bundle_dir)
     if info["family"] == "baseline":
-        scorer = BaselineScorer.load(bundle_dir, info["files"][PIPELINE_FILE])
+        scorer = BaselineScorer.load(bundle_dir, info["files"][PIPELINE_FILE], lexicon)
     else:
         scorer = BertScorer(bundle_dir, precision=fast_precision(info) if fast else "fp32")
     scorer.temperature = float(info.get("temperature", 1.0))
@@ -162,30 +167,59 @@ def fast_precision(info: dict) -> str:
     return "bf16"
 
 
+def baseline_frame(texts: Sequence[str], lexicon=None):
+    """The table a baseline pipeline reads: `text`, normalised, and with a `lexicon`,
+    `masked`, the same text with each lexicon term replaced by one placeholder word."""
+    import pandas as pd
+
+    # Object dtype: pandas' default string storage cannot hold lone surrogates.
+    normalised = pd.Series([normalise(t) for t in texts], dtype=object)
+    if lexicon is None:
+        return pd.DataFrame({"text": normalised})
+    masked = pd.Series([lexicon.mask(t)[0] for t in normalised], dtype=object)
+    return pd.DataFrame({"text": normalised, MASKED_COLUMN: masked})
+
+
 class BaselineScorer:
-    """The TF-IDF + logistic regression pipeline as trained, serialised with skops (no pickle)."""
+    """The TF-IDF + logistic regression pipeline as trained, serialised with skops (no pickle).
+
+    A pipeline fit with a `masked` column (`baseline_frame`) needs the lexicon it was
+    trained with; older pipelines read `text` alone.
+    """
 
     family = "baseline"
     temperature = 1.0
     threshold = None
     require_term = False
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline, lexicon=None):
         self.pipeline = pipeline
         # The pipeline's own class order is alphabetical; map it onto LABELS once.
         self._columns = [list(pipeline.classes_).index(label) for label in LABELS]
+        masks = MASKED_COLUMN in getattr(pipeline, "feature_names_in_", ())
+        if masks and lexicon is None:
+            raise BundleError("this baseline masks lexicon terms: expected its lexicon")
+        self.lexicon = lexicon if masks else None
 
     @classmethod
-    def load(cls, bundle_dir: Path, sha256: str | None = None) -> BaselineScorer:
+    def load(cls, bundle_dir: Path, sha256: str | None = None, lexicon=None) -> BaselineScorer:
         """The pipeline of a bundle, through skops's allow-list; `sha256` (the verified
         hash of `pipeline.skops`) lets a copy that skops already loaded come from the
-        user's own cache instead (see `cached_pipeline`)."""
-        if sha256 and (pipeline := cached_pipeline(sha256)) is not None:
-            return cls(pipeline)
-        scorer = cls(cls._load_skops(bundle_dir / PIPELINE_FILE))
-        if sha256:
-            cache_pipeline(sha256, scorer.pipeline)
-        return scorer
+        user's own cache instead (see `cached_pipeline`). `lexicon`: the bundle's, if
+        already read; it is read from the bundle where the pipeline needs it."""
+        pipeline = cached_pipeline(sha256) if sha256 else None
+        if pipeline is None:
+            pipeline = cls._load_skops(bundle_dir / PIPELINE_FILE)
+            if sha256:
+                cache_pipeline(sha256, pipeline)
+        if lexicon is None and MASKED_COLUMN in getattr(pipeline, "feature_names_in_", ()):
+            from classifier.lexicon import Lexicon, LexiconError
+
+            try:
+                lexicon = Lexicon.read(bundle_dir / LEXICON_FILE)
+            except (LexiconError, OSError) as error:
+                raise BundleError(f"{bundle_dir}: cannot read the lexicon ({error})") from None
+        return cls(pipeline, lexicon)
 
     @staticmethod
     def _load_skops(path: Path):
@@ -207,12 +241,9 @@ class BaselineScorer:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """The logistic regression's decision function, one column per label in LABELS order."""
-        import pandas as pd
-
         if not texts:
             return np.zeros((0, len(LABELS)))
-        # Object dtype: pandas' default string storage cannot hold lone surrogates.
-        frame = pd.DataFrame({"text": pd.Series([normalise(t) for t in texts], dtype=object)})
+        frame = baseline_frame(texts, self.lexicon)
         return self.pipeline.decision_function(frame)[:, self._columns]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -225,7 +256,7 @@ class BaselineScorer:
         from classifier.explain import explain_baseline
 
         columns = [self._columns[LABELS.index(label)] for label in labels]
-        return explain_baseline(self.pipeline, texts, columns)
+        return explain_baseline(self.pipeline, texts, columns, self.lexicon)
 
 
 def pipeline_cache() -> Path | None:

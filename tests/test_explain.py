@@ -6,14 +6,14 @@ import copy
 import unicodedata
 
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import FIXTURES, read_rows
 
 import classifier
 from classifier import explain
 from classifier.bundle import LABELS
-from classifier.scoring import BaselineScorer, BertScorer
+from classifier.lexicon import PLACEHOLDER, Lexicon
+from classifier.scoring import BaselineScorer, BertScorer, baseline_frame
 from training.baseline import BaselineConfig, build_pipeline
 
 SENTENCES = [
@@ -30,33 +30,51 @@ def test_top_spans_keep_the_largest_pushes_and_join_neighbours():
     assert explain.top_spans([(0, 1, -1.0)]) == []
 
 
+LEXICON = Lexicon.read(FIXTURES / "lexicon.tsv")
+
+
 @pytest.fixture(scope="module")
 def fitted_pipeline():
     rows = read_rows(FIXTURES / "sentences.jsonl")
-    frame = pd.DataFrame({"text": [row["text"] for row in rows]})
+    frame = baseline_frame([row["text"] for row in rows], LEXICON)
     return build_pipeline(BaselineConfig(), c=10.0).fit(frame, [row["label"] for row in rows])
 
 
-def test_baseline_attribution_is_the_feature_times_its_coefficient(fitted_pipeline):
-    pipeline = copy.deepcopy(fitted_pipeline)
+def only_feature(pipeline, name: str, label: str, weight: float = 9.0):
+    """A copy of `pipeline` whose only nonzero coefficient is `name`'s for `label`."""
+    pipeline = copy.deepcopy(pipeline)
     features, model = pipeline[0], pipeline[-1]
-    names = list(features.get_feature_names_out())
-    word = names.index("words__fantocci")
-    adopted = list(model.classes_).index("adopted")
-    # Only one feature counts, and only for `adopted`: the answer is known exactly.
+    feature = list(features.get_feature_names_out()).index(name)
+    column = list(model.classes_).index(label)
     model.coef_ = np.zeros_like(model.coef_)
-    model.coef_[adopted, word] = 9.0
-    text = "Secondo la Kcna i fantocci hanno ceduto."
-    value = features.transform(pd.DataFrame({"text": [text]}))[0, word]
-    (attributions,) = explain.explain_baseline(pipeline, [text], [adopted])
-    start = text.index("fantocci")
+    model.coef_[column, feature] = weight
+    return pipeline, feature, column
+
+
+def test_baseline_attribution_is_the_feature_times_its_coefficient(fitted_pipeline):
+    pipeline, feature, adopted = only_feature(fitted_pipeline, "words__kcna", "adopted")
+    text = "Secondo la Kcna i fantocci sudcoreani hanno ceduto."
+    value = pipeline[0].transform(baseline_frame([text], LEXICON))[0, feature]
+    # Only one feature counts, and only for `adopted`: the answer is known exactly.
+    (attributions,) = explain.explain_baseline(pipeline, [text], [adopted], LEXICON)
+    start = text.index("Kcna")
     assert attributions == (
-        classifier.Attribution(start, start + len("fantocci"), pytest.approx(value * 6.0)),
+        classifier.Attribution(start, start + len("Kcna"), pytest.approx(value * 6.0)),
     )
 
 
+def test_the_placeholder_feature_points_at_the_term_it_stands_for(fitted_pipeline):
+    name = f"words__{PLACEHOLDER}"
+    pipeline, feature, adopted = only_feature(fitted_pipeline, name, "adopted")
+    text = "Secondo la Kcna i fantocci  sudcoreani hanno ceduto."
+    value = pipeline[0].transform(baseline_frame([text], LEXICON))[0, feature]
+    (attributions,) = explain.explain_baseline(pipeline, [text], [adopted], LEXICON)
+    start, end = text.index("fantocci"), text.index(" hanno")
+    assert attributions == (classifier.Attribution(start, end, pytest.approx(value * 6.0)),)
+
+
 def test_baseline_attributions_point_into_the_text_as_given(fitted_pipeline):
-    scorer = BaselineScorer(fitted_pipeline)
+    scorer = BaselineScorer(fitted_pipeline, LEXICON)
     labels = ["adopted", "adopted", "neutral"]
     for text, spans in zip(SENTENCES, scorer.explain(SENTENCES, labels), strict=True):
         assert spans and len(spans) <= explain.TOP

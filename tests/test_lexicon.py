@@ -2,7 +2,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from classifier.lexicon import Lexicon, LexiconEntry, LexiconError, Span
+from classifier.lexicon import PLACEHOLDER, Lexicon, LexiconEntry, LexiconError, Span
 
 HEADER = "term\tregime\tneutral\tvariants\tkind\tnote"
 ROWS = [
@@ -261,6 +261,18 @@ def test_offsets_index_the_original_text(lexicon):
         Span(len(prefix) + 22, len(prefix) + 32, "neonazismo"),
     ]
     assert text[spans[0].start : spans[0].end] == "REGIME DI KYIV"
+
+
+def test_mask_replaces_each_term_and_maps_back(lexicon):
+    text = "Il “REGIME DI KYIV”\ne i neonazisti, dice Tass."
+    masked, starts, ends = lexicon.mask(text)
+    assert masked == f"Il “{PLACEHOLDER}”\ne i {PLACEHOLDER}, dice Tass."
+    assert len(starts) == len(ends) == len(masked)
+    first = masked.index(PLACEHOLDER)
+    assert text[starts[first] : ends[first]] == "REGIME DI KYIV"
+    assert text[starts[-1] : ends[-1]] == "." and ends[-1] == len(text)
+    assert lexicon.mask("Nessun termine qui.") == ("Nessun termine qui.", list(range(19)),
+                                                    list(range(1, 20)))  # fmt: skip
 
 
 def test_find_nothing(lexicon):

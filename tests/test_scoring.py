@@ -6,13 +6,15 @@ import os
 import unicodedata
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import FIXTURES, read_rows
 
 from classifier import scoring
 from classifier.api import locate_bundle
-from classifier.bundle import LABELS, read_bundle
+from classifier.bundle import LABELS, BundleError, read_bundle
+from classifier.lexicon import Lexicon
 from classifier.text import normalise
+from training.baseline import BaselineConfig, build_pipeline
 
 TEXTS = [
     "Il regime di Kiev ha respinto la tregua.",
@@ -25,7 +27,8 @@ TEXTS = [
 def test_the_baseline_scores_with_the_pipeline_it_was_trained_as(use_trained_store):
     bundle, _ = locate_bundle("baseline")
     scorer = scoring.load_scorer(bundle)
-    frame = pd.DataFrame({"text": [normalise(t) for t in TEXTS]})
+    frame = scoring.baseline_frame(TEXTS, scorer.lexicon)
+    assert scorer.lexicon is not None  # today's baseline reads terms masked
     expected = scorer.pipeline.predict_proba(frame)[
         :, [list(scorer.pipeline.classes_).index(x) for x in LABELS]
     ]
@@ -35,6 +38,26 @@ def test_the_baseline_scores_with_the_pipeline_it_was_trained_as(use_trained_sto
     softer = scorer.predict_proba(TEXTS)
     np.testing.assert_allclose(softer, scoring.softmax(scorer.logits(TEXTS), 2.0))
     assert (softer.max(axis=1) < expected.max(axis=1) + 1e-12).all()
+
+
+@pytest.mark.parametrize("mask_terms", [True, False])
+def test_a_pipeline_reads_the_columns_it_was_fit_on(mask_terms):
+    lexicon = Lexicon.read(FIXTURES / "lexicon.tsv")
+    rows = read_rows(FIXTURES / "sentences.jsonl")
+    texts, labels = [row["text"] for row in rows], [row["label"] for row in rows]
+    frame = scoring.baseline_frame(texts, lexicon if mask_terms else None)
+    pipeline = build_pipeline(BaselineConfig(mask_terms=mask_terms), c=1.0).fit(frame, labels)
+    scorer = scoring.BaselineScorer(pipeline, lexicon)
+    # A pipeline from before masking (text alone) ignores the lexicon it is given.
+    assert (scorer.lexicon is lexicon) == mask_terms
+    assert scorer.predict_proba(TEXTS).shape == (len(TEXTS), 3)
+    if mask_terms:
+        with pytest.raises(BundleError, match="expected its lexicon"):
+            scoring.BaselineScorer(pipeline)
+    else:
+        np.testing.assert_allclose(
+            scoring.BaselineScorer(pipeline).predict_proba(TEXTS), scorer.predict_proba(TEXTS)
+        )
 
 
 def test_a_loaded_pipeline_is_cached_privately_and_reused(use_trained_store, monkeypatch):

@@ -6,8 +6,13 @@ with skops, logged to MLflow under the shared run contract and registered.
 
     python -m training.baseline --help
 
-Deliberately left out: any feature beyond TF-IDF (no lexicon features: the lexicon
-cannot tell quoted from adopted, and the point of a baseline is to be plain).
+The word features read each sentence with its lexicon terms replaced by one placeholder
+word (`--mask_terms`, on by default), so that they learn what a sentence does around a
+term (quotation marks, "cosiddetto", an attribution verb) rather than which term it is;
+the character features read it as written. On dev this raised macro-F1 at the operating
+point from 0.853 to 0.863, and most on the realistic layer (0.870 to 0.894).
+
+Deliberately left out: any feature beyond TF-IDF n-grams (a baseline should be plain).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classifier.bundle import BUNDLE_ARTIFACT, PIPELINE_FILE, write_bundle
-from classifier.scoring import BaselineScorer
-from classifier.text import normalise
+from classifier.lexicon import Lexicon
+from classifier.scoring import MASKED_COLUMN, BaselineScorer, baseline_frame
 from training.calibration import OperatingPointConfig
 from training.data import ConfigError, DataConfig, read_splits
 from training.tracking import (
@@ -51,6 +56,10 @@ class BaselineConfig:
         default=5, metadata={"help": "longest character n-gram (5 spans most Italian stems)"}
     )
     max_iter: int = field(default=3000, metadata={"help": "solver iterations"})
+    mask_terms: bool = field(
+        default=True,
+        metadata={"help": "word features read lexicon terms as one placeholder word"},
+    )
 
     def __post_init__(self):
         if not self.c_values or any(c <= 0 for c in self.c_values):
@@ -85,8 +94,11 @@ def build_pipeline(config: BaselineConfig, c: float):
         sublinear_tf=True,
         min_df=2,
     )
-    # Select the `text` column: a bare vectoriser would iterate a DataFrame's column names.
-    features = ColumnTransformer([("words", words, "text"), ("characters", characters, "text")])
+    # Select columns by name: a bare vectoriser would iterate a DataFrame's column names.
+    word_column = MASKED_COLUMN if config.mask_terms else "text"
+    features = ColumnTransformer(
+        [("words", words, word_column), ("characters", characters, "text")]
+    )
     classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=config.max_iter)
     return Pipeline([("features", features), ("classifier", classifier)])
 
@@ -98,17 +110,14 @@ def train(
 ) -> TrainedModel:
     """Search, fit, calibrate, evaluate, log and register one baseline."""
     import mlflow
-    import pandas as pd
     import skops.io
 
     from training.evaluate import compute_metrics
 
     splits = read_splits(data_config.labels)
-    # The scorer reads normalised text (classifier.text); the pipeline is fit on the same.
-    frames = {
-        split: pd.DataFrame({"text": [normalise(t) for t in splits[split]["text"]]})
-        for split in splits
-    }
+    lexicon = Lexicon.read(data_config.lexicon) if config.mask_terms else None
+    # The pipeline reads what the scorer will give it (normalised text, terms masked).
+    frames = {split: baseline_frame(splits[split]["text"], lexicon) for split in splits}
     gold = {
         split: splits[split].features["label"].int2str(list(splits[split]["label"]))
         for split in splits
@@ -133,7 +142,7 @@ def train(
             artifact_file="search/c_grid.json",
         )
 
-        scorer = BaselineScorer(pipeline)  # as users will score it
+        scorer = BaselineScorer(pipeline, lexicon)  # as users will score it
         point, metrics = evaluate_at_operating_point(scorer, splits, operating, data_config.lexicon)
         mlflow.log_metrics(
             {

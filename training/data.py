@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier.lexicon import Lexicon
+from classifier.lexicon import Lexicon, LexiconError
 from classifier.scoring import LABELS
 from classifier.text import text_problem
 
@@ -90,6 +90,10 @@ class DataConfig:
                 raise ConfigError(
                     f"--{name}: expected an existing file, found {getattr(self, name)}"
                 )
+        try:
+            Lexicon.read(self.lexicon)
+        except LexiconError as error:
+            raise ConfigError(f"--lexicon: {error}") from None
 
 
 @dataclass
