@@ -93,6 +93,17 @@ def test_command_line_reports_bad_options_without_traceback(fixture_dir, capsys)
     assert "--labels: expected an existing file" in err and "Traceback" not in err
 
 
+def test_a_malformed_lexicon_is_one_line_before_training(fixture_dir, capsys):
+    lexicon = fixture_dir / "lexicon.tsv"
+    lexicon.write_text("term\tregime\n", encoding="utf-8")
+    status = baseline.main(
+        ["--labels", str(fixture_dir / "sentences.jsonl"), "--lexicon", str(lexicon)]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--lexicon:" in err and "line 1: expected the header" in err and "Traceback" not in err
+
+
 def test_interrupted_training_is_killed_and_registers_nothing(
     fixture_dir, tracking_store, monkeypatch
 ):
